@@ -1,0 +1,110 @@
+"""Build and install mmyolo-dcnv3.
+
+Two libraries of kernels, both loaded with ``torch.ops.load_library``:
+
+* ``mmyolo_dcnv3/_C``: the operator schemas, the CPU kernels and the autocast
+  rules; always built.
+* ``mmyolo_dcnv3/_C_cuda``: the CUDA kernels; built when torch is a CUDA build
+  and ``nvcc`` is found, or when ``FORCE_CUDA=1``; never when ``FORCE_CUDA=0``.
+  ``TORCH_CUDA_ARCH_LIST`` selects the GPU architectures as usual.
+
+The C++ standard follows the installed torch: C++20 from torch 2.14, C++17
+before.
+"""
+import glob
+import os
+import shutil
+
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import BuildExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    namespace = {}
+    with open(os.path.join(ROOT, 'mmyolo_dcnv3', 'version.py')) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+def cxx_standard(torch_version):
+    major, minor = (int(x) for x in torch_version.split('+')[0].split('.')[:2])
+    return 'c++20' if (major, minor) >= (2, 14) else 'c++17'
+
+
+def cuda_requested(torch):
+    force = os.environ.get('FORCE_CUDA')
+    if force is not None:
+        if force not in ('0', '1'):
+            raise SystemExit(f'FORCE_CUDA must be 0 or 1, got {force!r}')
+        return force == '1'
+    from torch.utils.cpp_extension import CUDA_HOME
+    return torch.version.cuda is not None and CUDA_HOME is not None and (
+        shutil.which('nvcc') is not None
+        or os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc')))
+
+
+def cuda_include_dirs():
+    """Headers that a pip-installed CUDA torch keeps in the ``nvidia`` wheels.
+
+    A CUDA toolkit without cuBLAS/cuSPARSE headers (as on build machines
+    without a GPU) still compiles torch's CUDA headers with these.
+    """
+    import site
+    dirs = []
+    for base in site.getsitepackages():
+        dirs += sorted(glob.glob(os.path.join(base, 'nvidia', 'cu*', 'include')))
+        dirs += sorted(glob.glob(os.path.join(base, 'nvidia', '*', 'include')))
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def extensions():
+    import torch
+    from torch.utils.cpp_extension import CppExtension, CUDAExtension
+
+    std = cxx_standard(torch.__version__)
+    common_include = [os.path.join(ROOT, 'csrc')]
+    cxx_flags = [f'-std={std}', '-O3', '-fno-math-errno']
+    exts = [
+        CppExtension(
+            'mmyolo_dcnv3._C',
+            sources=sorted(glob.glob('csrc/*.cpp') + glob.glob('csrc/cpu/*.cpp')),
+            include_dirs=common_include,
+            extra_compile_args={'cxx': cxx_flags},
+            depends=sorted(glob.glob('csrc/**/*.h', recursive=True)),
+        )
+    ]
+    if cuda_requested(torch):
+        exts.append(
+            CUDAExtension(
+                'mmyolo_dcnv3._C_cuda',
+                sources=sorted(glob.glob('csrc/cuda/*.cu')),
+                include_dirs=common_include + cuda_include_dirs(),
+                extra_compile_args={
+                    'cxx': cxx_flags,
+                    'nvcc': [f'-std={std}', '-O3', '--use_fast_math',
+                             '--expt-relaxed-constexpr'],
+                },
+                depends=sorted(glob.glob('csrc/**/*.h', recursive=True)
+                               + glob.glob('csrc/**/*.cuh', recursive=True)),
+            ))
+    return exts
+
+
+setup(
+    name='mmyolo-dcnv3',
+    version=read_version(),
+    description='DCNv3 (InternImage) for MMYOLO/YOLOv8: CPU and CUDA kernels, '
+    'modules, configs and tools',
+    long_description=open(os.path.join(ROOT, 'README.md')).read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.10,<3.12',
+    packages=find_packages(include=['mmyolo_dcnv3', 'mmyolo_dcnv3.*']),
+    ext_modules=extensions(),
+    # Plain shared libraries loaded by torch.ops.load_library: no ABI suffix.
+    cmdclass={'build_ext': BuildExtension.with_options(no_python_abi_suffix=True)},
+    install_requires=['torch>=2.4'],
+    zip_safe=False,
+)
