@@ -28,6 +28,9 @@ _IMPLS = ('auto', 'compiled', 'reference')
 _warned_fallback = set()
 
 
+# torch.compile evaluates the choice once, while tracing, instead of tracing
+# the environment lookup and the library loader.
+@torch.compiler.assume_constant_result
 def dcnv3_implementation(device) -> str:
     """Returns ``'compiled'`` or ``'reference'``: what :func:`dcnv3` runs on ``device``.
 
@@ -89,7 +92,14 @@ def dcnv3(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_
     Differentiable with respect to input, offset and mask. On the GPU the
     gradient of ``input`` is accumulated with atomics, so its rounding may vary
     between runs; on the CPU all gradients are deterministic.
+
+    Under autocast (CUDA or CPU) the op runs in the dtype of ``input``:
+    offset and mask are cast to it. A float16/bfloat16 feature map thus runs
+    the kernel in that dtype (accumulating in float32), a float32 one in
+    float32. The registered op applies the same rule (csrc/dcnv3_library.cpp).
     """
+    if isinstance(input, torch.Tensor) and torch.is_autocast_enabled(input.device.type):
+        offset, mask = offset.to(input.dtype), mask.to(input.dtype)
     check_dcnv3_args(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                      dilation_h, dilation_w, group, group_channels, offset_scale, im2col_step,
                      remove_center)
