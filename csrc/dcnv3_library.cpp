@@ -2,7 +2,7 @@
 //
 // Kernels are registered per device in cpu/dcnv3_cpu.cpp and
 // cuda/dcnv3_cuda.cu; autograd and the fake (meta) kernels are registered
-// from Python (mmyolo_dcnv3/ops/dcnv3.py), so torch.compile and torch.export
+// from Python (mmyolo_dcnv3/ops/dcnv3_op.py), so torch.compile and torch.export
 // see dcnv3_forward as one op.
 #include <ATen/autocast_mode.h>
 #include <torch/library.h>

@@ -98,6 +98,17 @@ fi
 
 # ---- the rest of the stack, and this package with its kernels -----------------
 pip_install mmengine mmdet mmyolo openmim pycocotools pytest hypothesis
+if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
+  # nvcc may be a wrapper script on PATH; the toolkit is where its headers are.
+  for candidate in "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." /usr/local/cuda; do
+    if [ -f "$candidate/include/cuda.h" ]; then export CUDA_HOME="$(cd "$candidate" && pwd)"; break; fi
+  done
+fi
+if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ] && [ -n "${CUDA_HOME:-}" ] \
+   && ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  export TORCH_CUDA_ARCH_LIST="9.0"
+  say "no GPU visible: CUDA kernels are built for sm_90 (H100/H200) only; set TORCH_CUDA_ARCH_LIST to choose"
+fi
 say "building mmyolo_dcnv3's kernels (incremental)"
 (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace 2>&1 | grep -vE "^(WARNING: Location|running |copying )" || true; exit "${PIPESTATUS[0]}") \
   || die "building the mmyolo_dcnv3 kernels failed; the compiler output is above."

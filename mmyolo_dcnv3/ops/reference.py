@@ -26,7 +26,7 @@ def dcnv3_reference(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tenso
     Returns:
         Tensor of shape (N, H_out, W_out, group * group_channels).
     """
-    height_out, width_out, _ = check_dcnv3_args(
+    height_out, width_out, points = check_dcnv3_args(
         input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
         dilation_w, group, group_channels, offset_scale, im2col_step, remove_center)
     out_dtype = input.dtype
@@ -50,7 +50,7 @@ def dcnv3_reference(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tenso
     origin_y = (torch.arange(height_out, device=device) * stride_h - pad_h + centre_y).to(dtype)
 
     # Sampling locations, shape (N, H_out, W_out, group, points).
-    offset = offset.reshape(n, height_out, width_out, group, -1, 2)
+    offset = offset.reshape(n, height_out, width_out, group, points, 2)
     x = origin_x.view(1, 1, -1, 1, 1) + (tap_x + offset[..., 0]) * offset_scale
     y = origin_y.view(1, -1, 1, 1, 1) + (tap_y + offset[..., 1]) * offset_scale
     mask = mask.reshape(x.shape)
@@ -67,9 +67,9 @@ def dcnv3_reference(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tenso
     def gather(rows_, cols_):
         index = ((rows_ + 1) * (width_in + 2) + (cols_ + 1)).long()
         index = torch.where(inside, index, torch.zeros_like(index))
-        index = index.permute(0, 3, 1, 2, 4).reshape(n, group, -1, 1)
+        index = index.permute(0, 3, 1, 2, 4).reshape(n, group, height_out * width_out * points, 1)
         values = torch.gather(padded, 2, index.expand(-1, -1, -1, group_channels))
-        return values.view(n, group, height_out, width_out, -1, group_channels)
+        return values.view(n, group, height_out, width_out, points, group_channels)
 
     def to_points(weight):  # (N, H_out, W_out, group, P) -> broadcastable to gathered values
         weight = torch.where(inside, weight * mask, torch.zeros_like(weight))
