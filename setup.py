@@ -66,12 +66,19 @@ def extensions():
     std = cxx_standard(torch.__version__)
     common_include = [os.path.join(ROOT, 'csrc')]
     cxx_flags = [f'-std={std}', '-O3', '-fno-math-errno']
+    link_flags = []
+    if torch.backends.openmp.is_available():
+        # at::parallel_for is an inline OpenMP region: without -fopenmp it
+        # silently runs on one thread.
+        cxx_flags.append('-fopenmp')
+        link_flags.append('-fopenmp')
     exts = [
         CppExtension(
             'mmyolo_dcnv3._C',
             sources=sorted(glob.glob('csrc/*.cpp') + glob.glob('csrc/cpu/*.cpp')),
             include_dirs=common_include,
             extra_compile_args={'cxx': cxx_flags},
+            extra_link_args=link_flags,
             depends=sorted(glob.glob('csrc/**/*.h', recursive=True)),
         )
     ]

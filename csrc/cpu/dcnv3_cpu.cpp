@@ -81,6 +81,25 @@ Isa selected_isa() {
 #define DCNV3_CALL_CPU_KERNEL(kernel, ...) cpu::baseline::kernel(__VA_ARGS__)
 #endif
 
+// Owns one thread's PointScratch.
+template <typename T>
+class ScratchBuffers {
+ public:
+  explicit ScratchBuffers(int64_t points)
+      : values_(19 * points), corners_(4 * points), indices_(points) {
+    T* v = values_.data();
+    scratch_ = {v, v + points, corners_.data(), v + 2 * points, v + 6 * points, v + 10 * points, v + 14 * points,
+                v + 18 * points, indices_.data()};
+  }
+  const cpu::PointScratch<T>& get() const { return scratch_; }
+
+ private:
+  std::vector<T> values_;
+  std::vector<const T*> corners_;
+  std::vector<int64_t> indices_;
+  cpu::PointScratch<T> scratch_;
+};
+
 // The dtype the kernels compute in for a tensor of dtype `dtype`.
 at::ScalarType compute_dtype(at::ScalarType dtype) {
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16 || dtype == at::kHalf,
@@ -108,9 +127,10 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, 
   AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_forward_cpu", [&] {
     const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
     at::parallel_for(0, s.pixels_out(), grain, [&](int64_t begin, int64_t end) {
+      const ScratchBuffers<scalar_t> scratch(s.points);
       DCNV3_CALL_CPU_KERNEL(forward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
                             msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(), zeros.data(),
-                            begin, end);
+                            scratch.get(), begin, end);
     });
   });
   return output.to(input.scalar_type());
@@ -139,9 +159,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
     AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_backward_cpu", [&] {
       const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
       at::parallel_for(0, s.batch * s.group * blocks, 1, [&](int64_t begin, int64_t end) {
+        const ScratchBuffers<scalar_t> scratch(s.points);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
                               msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), zeros.data(),
-                              kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
+                              scratch.get(), kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
                               grad_offset_parts.mutable_data_ptr<scalar_t>(),
                               grad_mask_parts.mutable_data_ptr<scalar_t>(), begin, end);
       });

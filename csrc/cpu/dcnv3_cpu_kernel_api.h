@@ -5,7 +5,7 @@
 //
 // forward: output pixels [pixel_begin, pixel_end) (flat index over N, H_out,
 //   W_out). `zeros` points to group_channels zeros, read in place of
-//   neighbours outside the image.
+//   neighbours outside the image. `scratch` belongs to the calling thread.
 // backward: tasks [task_begin, task_end), task = (n * G + g) * blocks + block
 //   with blocks = ceil(group_channels / channel_block). Adds into grad_input
 //   (zero-initialised by the caller); writes grad_offset_parts
@@ -25,17 +25,38 @@
 #define DCNV3_CPU_X86_VARIANTS 0
 #endif
 
+namespace mmyolo_dcnv3 {
+namespace cpu {
+
+// Per-thread scratch for the points of one (pixel, group); the caller owns
+// the memory (sizes in elements, P = points).
+template <typename T>
+struct PointScratch {
+  T* tap_x;            // P: grid displacement of each point
+  T* tap_y;            // P
+  const T** corner;    // 4P: neighbour k of contributing point q at 4q + k
+  T* weight;           // 4P: bilinear weights
+  T* dweight_dx;       // 4P: their derivatives
+  T* dweight_dy;       // 4P
+  T* dots;             // 4P: backward's <grad_output, neighbour> sums
+  T* mask;             // P: mask of contributing point q
+  int64_t* point;      // P: index p of contributing point q
+};
+
+}  // namespace cpu
+}  // namespace mmyolo_dcnv3
+
 #define DCNV3_DECLARE_CPU_KERNELS(isa)                                                                    \
   namespace mmyolo_dcnv3 {                                                                                \
   namespace cpu {                                                                                         \
   namespace isa {                                                                                         \
   template <typename T>                                                                                   \
   void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, T* output,           \
-               const T* zeros, int64_t pixel_begin, int64_t pixel_end);                                   \
+               const T* zeros, const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);   \
   template <typename T>                                                                                   \
   void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output, \
-                const T* zeros, int64_t channel_block, T* grad_input, T* grad_offset_parts,               \
-                T* grad_mask_parts, int64_t task_begin, int64_t task_end);                                \
+                const T* zeros, const PointScratch<T>& scratch, int64_t channel_block, T* grad_input,     \
+                T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end);          \
   }                                                                                                       \
   }                                                                                                       \
   }
