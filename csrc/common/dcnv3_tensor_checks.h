@@ -22,8 +22,8 @@ inline Dcnv3Shape checked_shape(const at::Tensor& input, const at::Tensor& offse
                   group > 0 && group_channels > 0,
               "dcnv3: kernel, stride, dilation, group and group_channels must be positive");
   TORCH_CHECK(pad_h >= 0 && pad_w >= 0, "dcnv3: pad_h and pad_w must be non-negative");
-  TORCH_CHECK(!remove_center || (kernel_h == kernel_w && kernel_h % 2 == 1),
-              "dcnv3: remove_center needs an odd, square kernel, got ", kernel_h, "x", kernel_w);
+  TORCH_CHECK(!remove_center || (kernel_h == kernel_w && kernel_h % 2 == 1 && kernel_h >= 3),
+              "dcnv3: remove_center needs an odd, square kernel of at least 3x3, got ", kernel_h, "x", kernel_w);
   TORCH_CHECK(input.scalar_type() == offset.scalar_type() && input.scalar_type() == mask.scalar_type(),
               "dcnv3: input, offset and mask must share a dtype, got ", input.scalar_type(), ", ",
               offset.scalar_type(), " and ", mask.scalar_type());

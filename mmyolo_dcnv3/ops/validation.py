@@ -42,8 +42,8 @@ def check_dcnv3_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tens
         raise TypeError(f'dcnv3: offset_scale must be a float, got {offset_scale!r}')
     if not isinstance(remove_center, bool):
         raise TypeError(f'dcnv3: remove_center must be a bool, got {remove_center!r}')
-    if remove_center and (kernel_h != kernel_w or kernel_h % 2 == 0):
-        raise ValueError('dcnv3: remove_center=True needs an odd, square kernel, '
+    if remove_center and (kernel_h != kernel_w or kernel_h % 2 == 0 or kernel_h < 3):
+        raise ValueError('dcnv3: remove_center=True needs an odd, square kernel of at least 3x3, '
                          f'got kernel_h={kernel_h}, kernel_w={kernel_w}')
 
     if offset.device != input.device or mask.device != input.device:

@@ -57,10 +57,10 @@ def test_bad_argument_is_named_in_the_error(fn, kwargs, error, message):
         call(fn, **kwargs)
 
 
-@pytest.mark.parametrize('kernel', [(2, 2), (3, 5)])
+@pytest.mark.parametrize('kernel', [(2, 2), (3, 5), (1, 1)])
 def test_remove_center_needs_an_odd_square_kernel(kernel):
     case = Case(kernel=kernel)
-    with pytest.raises(ValueError, match=r'remove_center=True needs an odd, square kernel, '
+    with pytest.raises(ValueError, match=r'remove_center=True needs an odd, square kernel of at least 3x3, '
                                          rf'got kernel_h={kernel[0]}, kernel_w={kernel[1]}'):
         call(case=case, remove_center=True)
 
