@@ -2,15 +2,21 @@
 
 Importing the package loads the DCNv3 kernels (:mod:`mmyolo_dcnv3.ops`) and,
 where mmengine is installed, registers the modules in the OpenMMLab registries
-(so ``custom_imports=dict(imports=['mmyolo_dcnv3'])`` in a config works).
+(so ``custom_imports=dict(imports=['mmyolo_dcnv3'])`` in a config works) and
+applies the fixes of :mod:`mmyolo_dcnv3.compat`.
 :mod:`mmyolo_dcnv3.ops` alone needs nothing but torch.
 """
 import importlib.util
+import os
+
+# albumentations (in YOLOv8's pipelines) otherwise asks the network for updates.
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 
 from . import ops
 from .version import __version__
 
 if importlib.util.find_spec('mmengine') is not None:
-    from . import models  # noqa: F401  (registers the modules)
+    from . import compat, models  # noqa: F401  (models: registers the modules)
+    compat.apply()
 
 __all__ = ['ops', '__version__']

@@ -97,7 +97,7 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
 fi
 
 # ---- the rest of the stack, and this package with its kernels -----------------
-pip_install mmengine mmdet mmyolo openmim pycocotools pytest hypothesis
+pip_install mmengine mmdet mmyolo openmim albumentations pycocotools pytest hypothesis
 if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
   # nvcc may be a wrapper script on PATH; the toolkit is where its headers are.
   for candidate in "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." /usr/local/cuda; do
@@ -110,8 +110,12 @@ if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ] && [ -n "${CUDA_HOME:-}" ] \
   say "no GPU visible: CUDA kernels are built for sm_90 (H100/H200) only; set TORCH_CUDA_ARCH_LIST to choose"
 fi
 say "building mmyolo_dcnv3's kernels (incremental)"
-(cd "$ROOT" && "$PY" setup.py -q build_ext --inplace 2>&1 | grep -vE "^(WARNING: Location|running |copying )" || true; exit "${PIPESTATUS[0]}") \
-  || die "building the mmyolo_dcnv3 kernels failed; the compiler output is above."
+mkdir -p "$ROOT/build"
+BUILD_LOG="$ROOT/build/kernels.log"
+if ! (cd "$ROOT" && "$PY" setup.py build_ext --inplace >"$BUILD_LOG" 2>&1); then
+  tail -n 40 "$BUILD_LOG" >&2
+  die "building the mmyolo_dcnv3 kernels failed; the end of $BUILD_LOG is above."
+fi
 if ! "$PY" -m pip show -q mmyolo-dcnv3 >/dev/null 2>&1; then
   # compat mode builds in place through build/, so it reuses the objects above.
   pip_install --no-build-isolation --no-deps --config-settings editable_mode=compat -e "$ROOT"

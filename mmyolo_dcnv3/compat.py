@@ -1,0 +1,82 @@
+"""Fixes for the OpenMMLab stack on current torch, applied on import of mmyolo_dcnv3.
+
+* Checkpoints: torch >= 2.6 loads with ``weights_only=True``, and checkpoints
+  that mmengine 0.10.7 writes hold a few non-tensor types (its
+  ``HistoryBuffer``, numpy arrays and scalars in the message hub). They are
+  allow-listed for the weights-only unpickler, exactly those and nothing else,
+  so ``mim test``/``--resume`` load our checkpoints while any other object
+  is still refused.
+* Collate functions: configs that inherit ``mmyolo::...`` get
+  ``_scope_='mmyolo'`` stamped into every dict with a ``type``, including
+  ``collate_fn=dict(type='yolov5_collate')``, which mmengine's runner then
+  passes on as a keyword argument. ``yolov5_collate`` is re-registered to
+  accept (and ignore) that one keyword.
+"""
+import functools
+
+import numpy as np
+import torch
+
+
+def mmengine_checkpoint_types() -> list:
+    """The non-tensor types mmengine's checkpoints hold (for torch's weights-only loader)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    numpy_core = getattr(np, '_core', None) or np.core
+    types = [HistoryBuffer, np.ndarray, np.dtype, numpy_core.multiarray._reconstruct,
+             numpy_core.multiarray.scalar]
+    # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        types += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return types
+
+
+def allow_mmengine_checkpoints() -> None:
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        torch.serialization.add_safe_globals(mmengine_checkpoint_types())
+
+
+def accept_scope_in_yolov5_collate() -> None:
+    from mmengine.dataset import COLLATE_FUNCTIONS
+    from mmyolo.datasets.utils import yolov5_collate
+
+    @functools.wraps(yolov5_collate)
+    def collate(data_batch, *args, _scope_=None, **kwargs):
+        return yolov5_collate(data_batch, *args, **kwargs)
+
+    COLLATE_FUNCTIONS.register_module('yolov5_collate', module=collate, force=True)
+
+
+def apply() -> None:
+    allow_mmengine_checkpoints()
+    accept_scope_in_yolov5_collate()
+
+
+def init_cpu_distributed(cfg) -> None:
+    """Makes ``cfg`` run distributed on CPUs (gloo) when no GPU is visible.
+
+    mmengine's launcher calls ``torch.cuda.set_device`` and its DDP wrapper
+    passes ``device_ids``, both of which fail on a machine without a GPU. Here
+    the process group is created with gloo from torchrun's environment
+    (mmengine then sees it and skips its own set-up), and DDP gets no device
+    ids. Does nothing for ``launcher='none'`` or when CUDA is available.
+    """
+    import os
+
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise ValueError(f"launcher={cfg.launcher!r} on a machine without a GPU: only 'pytorch' "
+                         '(torchrun) is supported there')
+    missing = [name for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if name not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher pytorch needs torchrun\'s environment; {", ".join(missing)} '
+                           'not set (start with `torchrun --nproc_per_node=N tools/train.py ...`)')
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
+                                                   broadcast_buffers=False)
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
