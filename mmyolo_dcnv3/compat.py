@@ -5,7 +5,8 @@
   ``HistoryBuffer``, numpy arrays and scalars in the message hub). They are
   allow-listed for the weights-only unpickler, exactly those and nothing else,
   so ``mim test``/``--resume`` load our checkpoints while any other object
-  is still refused.
+  is still refused. HistoryBuffer is also made to stop pickling its table of
+  statistics functions, which would need ``builtins.getattr`` to load.
 * Collate functions: configs that inherit ``mmyolo::...`` get
   ``_scope_='mmyolo'`` stamped into every dict with a ``type``, including
   ``collate_fn=dict(type='yolov5_collate')``, which mmengine's runner then
@@ -19,19 +20,32 @@ import torch
 
 
 def mmengine_checkpoint_types() -> list:
-    """The non-tensor types mmengine's checkpoints hold (for torch's weights-only loader)."""
+    """The non-tensor globals in mmengine's checkpoints (message hub: HistoryBuffer, numpy)."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    numpy_core = getattr(np, '_core', None) or np.core
-    types = [HistoryBuffer, np.ndarray, np.dtype, numpy_core.multiarray._reconstruct,
-             numpy_core.multiarray.scalar]
-    # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...).
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        types += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
-    return types
+    multiarray = (getattr(np, '_core', None) or np.core).multiarray
+    # numpy >= 1.25 pickles a dtype's class too (numpy.dtypes.Float64DType, ...).
+    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64, np.int32,
+                                                np.bool_)]
+    return [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, *dtype_classes]
+
+
+def _history_buffer_state(self) -> dict:
+    """HistoryBuffer's pickled state without its table of statistics functions.
+
+    mmengine pickles that table (HistoryBuffer.min, ...), which unpickles only
+    through ``builtins.getattr``, a global the weights-only loader must not
+    trust. ``HistoryBuffer.__setstate__`` restores the table anyway (it is
+    class-level and re-registered on import), so nothing is lost.
+    """
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    return state
 
 
 def allow_mmengine_checkpoints() -> None:
+    """Lets torch's weights-only loader read mmengine's checkpoints, and only them."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_state
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(mmengine_checkpoint_types())
 
