@@ -73,9 +73,12 @@ def init_cpu_distributed(cfg) -> None:
     passes ``device_ids``, both of which fail on a machine without a GPU. Here
     the process group is created with gloo from torchrun's environment
     (mmengine then sees it and skips its own set-up), and DDP gets no device
-    ids. Does nothing for ``launcher='none'`` or when CUDA is available.
+    ids. SyncBatchNorm needs GPUs, so YOLO detectors' ``use_syncbn`` is
+    turned off (with a warning): each process normalises its own batch. Does
+    nothing for ``launcher='none'`` or when CUDA is available.
     """
     import os
+    import warnings
 
     import torch.distributed as dist
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
@@ -94,3 +97,7 @@ def init_cpu_distributed(cfg) -> None:
                                                    broadcast_buffers=False)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+    if cfg.model.get('use_syncbn', 'type' in cfg.model and 'YOLO' in str(cfg.model.type)):
+        warnings.warn('distributed on CPUs: SyncBatchNorm needs GPUs, so model.use_syncbn is set to '
+                      'False and each process normalises its own batch')
+        cfg.model.use_syncbn = False
