@@ -74,8 +74,9 @@ def init_cpu_distributed(cfg) -> None:
     the process group is created with gloo from torchrun's environment
     (mmengine then sees it and skips its own set-up), and DDP gets no device
     ids. SyncBatchNorm needs GPUs, so YOLO detectors' ``use_syncbn`` is
-    turned off (with a warning): each process normalises its own batch. Does
-    nothing for ``launcher='none'`` or when CUDA is available.
+    turned off (with a warning): each process normalises its own batch, and
+    rank 0's running statistics are broadcast to the others. Does nothing for
+    ``launcher='none'`` or when CUDA is available.
     """
     import os
     import warnings
@@ -93,9 +94,10 @@ def init_cpu_distributed(cfg) -> None:
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
-                                                   broadcast_buffers=False)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper['device_ids'] = None
+    # Without SyncBatchNorm the ranks' BN statistics would drift apart; rank 0's are broadcast.
+    wrapper['broadcast_buffers'] = True
     cfg.model_wrapper_cfg = wrapper
     if cfg.model.get('use_syncbn', 'type' in cfg.model and 'YOLO' in str(cfg.model.type)):
         warnings.warn('distributed on CPUs: SyncBatchNorm needs GPUs, so model.use_syncbn is set to '

@@ -1,0 +1,61 @@
+"""YOLOv8CSPDarknetDCNv3."""
+import copy
+
+import pytest
+import torch
+from mmyolo.models.backbones import YOLOv8CSPDarknet
+
+import mmyolo_dcnv3  # noqa: F401
+from mmyolo_dcnv3.models import CSPLayerWithTwoConvDCNv3, DCNv3, YOLOv8CSPDarknetDCNv3
+
+SMALL = dict(deepen_factor=0.33, widen_factor=0.25)
+
+
+def test_chosen_stages_use_dcnv3_and_keep_the_plain_layer_names():
+    backbone = YOLOv8CSPDarknetDCNv3(dcn_stages=(False, True, False, True), **SMALL)
+    kinds = [type(getattr(backbone, f'stage{i}')[1]) for i in range(1, 5)]
+    assert [k is CSPLayerWithTwoConvDCNv3 for k in kinds] == [False, True, False, True]
+    plain = YOLOv8CSPDarknet(**SMALL)
+    dcn_keys = {k for k in backbone.state_dict() if '.conv2.conv.dcnv3.' in k}
+    assert set(backbone.state_dict()) - dcn_keys == set(plain.state_dict()) - {
+        k for k in plain.state_dict() if k.startswith(('stage2.1.blocks', 'stage4.1.blocks')) and '.conv2.conv.' in k}
+
+
+def test_does_not_mutate_mmyolo_class_settings():
+    before = copy.deepcopy(YOLOv8CSPDarknet.arch_settings)
+    mine_before = copy.deepcopy(YOLOv8CSPDarknetDCNv3.arch_settings)
+    a = YOLOv8CSPDarknetDCNv3(last_stage_out_channels=768, **SMALL)
+    b = YOLOv8CSPDarknetDCNv3(last_stage_out_channels=512, **SMALL)
+    assert YOLOv8CSPDarknet.arch_settings == before
+    assert YOLOv8CSPDarknetDCNv3.arch_settings == mine_before
+    assert a.arch_settings['P5'][-1][1] == 768 and b.arch_settings['P5'][-1][1] == 512
+
+
+def test_init_weights_leaves_offset_and_mask_predictors_at_zero():
+    backbone = YOLOv8CSPDarknetDCNv3(**SMALL)
+    blocks = [m for m in backbone.modules() if isinstance(m, DCNv3)]
+    assert blocks
+    for block in blocks:
+        torch.nn.init.normal_(block.offset.weight)
+        torch.nn.init.normal_(block.mask.bias)
+    backbone.init_weights()
+    for block in blocks:
+        assert torch.count_nonzero(block.offset.weight) == 0 and torch.count_nonzero(block.mask.bias) == 0
+
+
+def test_output_shapes_match_the_plain_backbone():
+    x = torch.randn(1, 3, 96, 128)
+    ours = [o.shape for o in YOLOv8CSPDarknetDCNv3(**SMALL)(x)]
+    plain = [o.shape for o in YOLOv8CSPDarknet(**SMALL)(x)]
+    assert ours == plain
+
+
+@pytest.mark.parametrize('dcn_stages', [(True, False), (1, 0, 1, 0), 'TTFF'])
+def test_dcn_stages_must_be_four_booleans(dcn_stages):
+    with pytest.raises(ValueError, match='dcn_stages must be 4 booleans'):
+        YOLOv8CSPDarknetDCNv3(dcn_stages=dcn_stages, **SMALL)
+
+
+def test_group_that_does_not_divide_a_stage_width_is_refused():
+    with pytest.raises(ValueError, match=r'channels \(64\) must be divisible by group \(5\)'):
+        YOLOv8CSPDarknetDCNv3(dcnv3_cfg=dict(group=5), **SMALL)
