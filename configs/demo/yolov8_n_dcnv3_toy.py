@@ -1,100 +1,11 @@
-# YOLOv8-n with DCNv3 (last two stages) on the demo's toy shapes dataset
-# (tools/make_toy_coco.py): 5 classes, 256 px images, trained on the CPU.
-_base_ = '../yolov8_n_dcnv3_coco.py'
+# YOLOv8-n with DCNv3 in the last two backbone stages on the demo's toy shapes
+# dataset: yolov8_n_toy.py with the backbone switch of yolov8_n_dcnv3_coco.py.
+_base_ = './yolov8_n_toy.py'
 
-data_root = 'data/toy_coco/'
-class_name = ('ellipse', 'triangle', 'rectangle', 'star', 'cross')
-num_classes = len(class_name)
-metainfo = dict(
-    classes=class_name,
-    palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180)])
-img_scale = (256, 256)  # width, height
-
-max_epochs = 30
-close_mosaic_epochs = 5
-warmup_epochs = 3
-base_lr = 0.01
-train_batch_size_per_gpu = 16
-train_num_workers = 2
-val_interval = 5
+custom_imports = dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
 
 model = dict(
-    bbox_head=dict(head_module=dict(num_classes=num_classes)),
-    train_cfg=dict(assigner=dict(num_classes=num_classes)))
-
-# MMYOLO's pipelines, at this image size.
-train_pipeline = [
-    *_base_.pre_transform,
-    dict(type='Mosaic', img_scale=img_scale, pad_val=114.0, pre_transform=_base_.pre_transform),
-    dict(
-        type='YOLOv5RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        scaling_ratio_range=(0.5, 1.5),
-        max_aspect_ratio=100,
-        border=(-img_scale[0] // 2, -img_scale[1] // 2),
-        border_val=(114, 114, 114)),
-    *_base_.last_transform,
-]
-train_pipeline_stage2 = [
-    *_base_.pre_transform,
-    dict(type='YOLOv5KeepRatioResize', scale=img_scale),
-    dict(type='LetterResize', scale=img_scale, allow_scale_up=True, pad_val=dict(img=114.0)),
-    dict(
-        type='YOLOv5RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        scaling_ratio_range=(0.5, 1.5),
-        max_aspect_ratio=100,
-        border_val=(114, 114, 114)),
-    *_base_.last_transform,
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
-    dict(type='YOLOv5KeepRatioResize', scale=img_scale),
-    dict(type='LetterResize', scale=img_scale, allow_scale_up=False, pad_val=dict(img=114)),
-    dict(type='LoadAnnotations', with_bbox=True, _scope_='mmdet'),
-    dict(
-        type='mmdet.PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
-]
-
-train_dataloader = dict(
-    batch_size=train_batch_size_per_gpu,
-    num_workers=train_num_workers,
-    pin_memory=False,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=train_num_workers,
-    pin_memory=False,
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-
-optim_wrapper = dict(optimizer=dict(lr=base_lr, batch_size_per_gpu=train_batch_size_per_gpu))
-default_hooks = dict(
-    param_scheduler=dict(max_epochs=max_epochs, warmup_epochs=warmup_epochs, warmup_mim_iter=20),
-    checkpoint=dict(interval=val_interval, max_keep_ckpts=2, save_best='coco/bbox_mAP', rule='greater'),
-    logger=dict(type='LoggerHook', interval=10))
-custom_hooks = [
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, update_buffers=True,
-         strict_load=False, priority=49),
-    dict(type='mmdet.PipelineSwitchHook', switch_epoch=max_epochs - close_mosaic_epochs,
-         switch_pipeline=train_pipeline_stage2),
-]
-train_cfg = dict(
-    max_epochs=max_epochs,
-    val_interval=val_interval,
-    dynamic_intervals=[(max_epochs - close_mosaic_epochs, 1)])
+    backbone=dict(
+        type='YOLOv8CSPDarknetDCNv3',
+        dcn_stages=(False, False, True, True),
+        dcnv3_cfg=dict(group=4)))

@@ -13,6 +13,39 @@ import torch.nn.functional as F
 from .validation import check_dcnv3_args
 
 
+def sampling_locations(offset: torch.Tensor, kernel_h: int, kernel_w: int, stride_h: int, stride_w: int,
+                       pad_h: int, pad_w: int, dilation_h: int, dilation_w: int, group: int,
+                       offset_scale: float, remove_center: bool = False):
+    """Where each point samples, in input pixel coordinates (pixel centres at integers).
+
+    Args:
+        offset: (N, H_out, W_out, group * P * 2), the op's offsets.
+        the rest: as for :func:`dcnv3_reference`.
+
+    Returns:
+        (x, y), each of shape (N, H_out, W_out, group, P), in offset's dtype.
+    """
+    n, height_out, width_out, _ = offset.shape
+    device, dtype = offset.device, offset.dtype
+    # Kernel taps in point order: column i outer, row j inner, centre removed.
+    cols = torch.arange(kernel_w, device=device).repeat_interleave(kernel_h)
+    rows = torch.arange(kernel_h, device=device).repeat(kernel_w)
+    if remove_center:
+        keep = torch.ones(kernel_h * kernel_w, dtype=torch.bool, device=device)
+        keep[(kernel_w // 2) * kernel_h + kernel_h // 2] = False
+        cols, rows = cols[keep], rows[keep]
+    centre_x = (dilation_w * (kernel_w - 1)) // 2
+    centre_y = (dilation_h * (kernel_h - 1)) // 2
+    tap_x = (cols * dilation_w - centre_x).to(dtype)
+    tap_y = (rows * dilation_h - centre_y).to(dtype)
+    origin_x = (torch.arange(width_out, device=device) * stride_w - pad_w + centre_x).to(dtype)
+    origin_y = (torch.arange(height_out, device=device) * stride_h - pad_h + centre_y).to(dtype)
+    offset = offset.reshape(n, height_out, width_out, group, len(cols), 2)
+    x = origin_x.view(1, 1, -1, 1, 1) + (tap_x + offset[..., 0]) * offset_scale
+    y = origin_y.view(1, -1, 1, 1, 1) + (tap_y + offset[..., 1]) * offset_scale
+    return x, y
+
+
 def dcnv3_reference(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_h: int,
                     kernel_w: int, stride_h: int, stride_w: int, pad_h: int, pad_w: int,
                     dilation_h: int, dilation_w: int, group: int, group_channels: int,
@@ -33,26 +66,9 @@ def dcnv3_reference(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tenso
     dtype = torch.float64 if out_dtype == torch.float64 else torch.float32
     input, offset, mask = input.to(dtype), offset.to(dtype), mask.to(dtype)
     n, height_in, width_in, _ = input.shape
-    device = input.device
 
-    # Kernel taps in point order: column i outer, row j inner, centre removed.
-    cols = torch.arange(kernel_w, device=device).repeat_interleave(kernel_h)
-    rows = torch.arange(kernel_h, device=device).repeat(kernel_w)
-    if remove_center:
-        keep = torch.ones(kernel_h * kernel_w, dtype=torch.bool, device=device)
-        keep[(kernel_w // 2) * kernel_h + kernel_h // 2] = False
-        cols, rows = cols[keep], rows[keep]
-    centre_x = (dilation_w * (kernel_w - 1)) // 2
-    centre_y = (dilation_h * (kernel_h - 1)) // 2
-    tap_x = (cols * dilation_w - centre_x).to(dtype)
-    tap_y = (rows * dilation_h - centre_y).to(dtype)
-    origin_x = (torch.arange(width_out, device=device) * stride_w - pad_w + centre_x).to(dtype)
-    origin_y = (torch.arange(height_out, device=device) * stride_h - pad_h + centre_y).to(dtype)
-
-    # Sampling locations, shape (N, H_out, W_out, group, points).
-    offset = offset.reshape(n, height_out, width_out, group, points, 2)
-    x = origin_x.view(1, 1, -1, 1, 1) + (tap_x + offset[..., 0]) * offset_scale
-    y = origin_y.view(1, -1, 1, 1, 1) + (tap_y + offset[..., 1]) * offset_scale
+    x, y = sampling_locations(offset, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                              dilation_w, group, offset_scale, remove_center)
     mask = mask.reshape(x.shape)
     inside = (x > -1) & (y > -1) & (x < width_in) & (y < height_in)
     x0 = torch.where(inside, x, torch.zeros_like(x)).detach().floor()

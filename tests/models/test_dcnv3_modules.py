@@ -80,6 +80,7 @@ def test_stride_two_predicts_offsets_at_the_output_resolution():
     (dict(channels=32, norm_layer='GN'), r"norm_layer must be 'LN' or 'BN'"),
     (dict(channels=32, act_layer='Mish'), r'act_layer must be one of GELU, ReLU, SiLU'),
     (dict(channels=32, kernel_size=4, remove_center=True), r'remove_center=True needs an odd kernel_size'),
+    (dict(channels=32, stride=2, center_feature_scale=True), r'center_feature_scale .* needs stride 1'),
 ])
 def test_block_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

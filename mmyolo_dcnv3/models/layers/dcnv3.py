@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 
 from mmyolo_dcnv3.ops import dcnv3
+from mmyolo_dcnv3.ops import sampling_locations
 
 
 class _ToChannelsLast(nn.Module):
@@ -87,6 +88,10 @@ class DCNv3(nn.Module):
         if remove_center and (kernel_size % 2 == 0 or kernel_size < 3):
             raise ValueError('DCNv3: remove_center=True needs an odd kernel_size of at least 3, '
                              f'got {kernel_size}')
+        if center_feature_scale and (stride != 1 or 2 * pad != dilation * (kernel_size - 1)):
+            raise ValueError('DCNv3: center_feature_scale blends the output with the input, so it needs '
+                             f'stride 1 and "same" padding (pad = {dilation * (kernel_size - 1) // 2}), '
+                             f'got stride={stride}, pad={pad}')
         dw_kernel_size = kernel_size if dw_kernel_size is None else dw_kernel_size
         self.channels = channels
         self.kernel_size = kernel_size
@@ -135,29 +140,53 @@ class DCNv3(nn.Module):
         cols = slice(centre, centre + self.stride * (width_out - 1) + 1, self.stride)
         return branch[:, rows, cols]
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, C) -> (N, H_out, W_out, C)."""
+    def output_size(self, height: int, width: int) -> Tuple[int, int]:
+        span = self.dilation * (self.kernel_size - 1) + 1
+        return ((height + 2 * self.pad - span) // self.stride + 1,
+                (width + 2 * self.pad - span) // self.stride + 1)
+
+    def predict_offsets(self, input: torch.Tensor):
+        """The offset branch on input (N, H, W, C).
+
+        Returns:
+            (branch, offset, mask): branch (N, H_out, W_out, C) features at the
+            output pixels; offset (N, H_out, W_out, group * P * 2); mask
+            (N, H_out, W_out, group * P), softmax-normalised over each group's
+            points.
+        """
         if input.dim() != 4 or input.shape[-1] != self.channels:
             raise ValueError(f'DCNv3: input must be (N, H, W, {self.channels}) channels-last, '
                              f'got shape {tuple(input.shape)}')
         n, height, width, _ = input.shape
-        span = self.dilation * (self.kernel_size - 1) + 1
-        height_out = (height + 2 * self.pad - span) // self.stride + 1
-        width_out = (width + 2 * self.pad - span) // self.stride + 1
-        x = self.input_proj(input)
+        height_out, width_out = self.output_size(height, width)
         branch = self.dw_conv(input.permute(0, 3, 1, 2))
         branch = self._branch_at_outputs(branch, height_out, width_out)
         offset = self.offset(branch)
         mask = self.mask(branch).reshape(n, height_out, width_out, self.group, self.points)
         mask = mask.softmax(-1).reshape(n, height_out, width_out, self.group * self.points)
+        return branch, offset, mask
+
+    def sampling_locations(self, input: torch.Tensor):
+        """Where the block samples for input (N, H, W, C).
+
+        Returns:
+            (x, y, weight), each (N, H_out, W_out, group, P): locations in the
+            input's pixel coordinates and the normalised mask weights.
+        """
+        _, offset, mask = self.predict_offsets(input)
+        x, y = sampling_locations(offset, self.kernel_size, self.kernel_size, self.stride, self.stride,
+                                  self.pad, self.pad, self.dilation, self.dilation, self.group,
+                                  self.offset_scale, bool(self.remove_center))
+        return x, y, mask.reshape(x.shape)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, C) -> (N, H_out, W_out, C)."""
+        branch, offset, mask = self.predict_offsets(input)
+        x = self.input_proj(input)
         y = dcnv3(x, offset, mask, self.kernel_size, self.kernel_size, self.stride, self.stride, self.pad,
                   self.pad, self.dilation, self.dilation, self.group, self.group_channels,
                   self.offset_scale, 256, bool(self.remove_center))
         if self.center_feature_scale:
-            if self.stride != 1 or (height_out, width_out) != (height, width):
-                raise ValueError('DCNv3: center_feature_scale needs an output of the input size '
-                                 f'(stride 1, same padding); got {height}x{width} -> '
-                                 f'{height_out}x{width_out}')
             gate = F.linear(branch, self.center_feature_scale_proj_weight,
                             self.center_feature_scale_proj_bias).sigmoid()
             gate = gate.repeat_interleave(self.group_channels, dim=-1)
