@@ -1,0 +1,276 @@
+"""The end-to-end demo: toy data, YOLOv8-n with and without DCNv3, COCO metrics, pictures.
+
+Phases (each announced with a line starting '==>'):
+ 1. the toy COCO dataset (tools/make_toy_coco.py; skipped when present);
+ 2. training of configs/demo/yolov8_n_toy.py and yolov8_n_dcnv3_toy.py
+    (tools/train.py; mmengine's logs with ETA);
+ 3. COCO evaluation of each best checkpoint (tools/test.py);
+ 4. parameters, FLOPs and CPU latency of both models;
+ 5. pictures: detections side by side, DCNv3 sampling points, training curves;
+ 6. the comparison table (also written to OUT/results.md and results.json).
+
+    python tools/demo.py [--out outputs/demo] [--data data/toy_coco]
+
+A shortened run (what the test suite runs): --train-images 8 --val-images 4
+--image-size 128 --epochs 1.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(ROOT, 'tools')
+MODELS = {  # label -> config
+    'YOLOv8-n': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py'),
+    'YOLOv8-n + DCNv3': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py'),
+}
+COCO_KEYS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l']
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'demo'),
+                        help='folder for work dirs, pictures and results (default outputs/demo)')
+    parser.add_argument('--data', default=osp.join(ROOT, 'data', 'toy_coco'),
+                        help='toy dataset folder; made when missing (default data/toy_coco)')
+    parser.add_argument('--train-images', type=int, default=None, help='make_toy_coco.py --train-images')
+    parser.add_argument('--val-images', type=int, default=None, help='make_toy_coco.py --val-images')
+    parser.add_argument('--image-size', type=int, default=None, help='make_toy_coco.py --image-size')
+    parser.add_argument('--epochs', type=int, default=None, help="override the configs' max_epochs")
+    parser.add_argument('--latency-images', type=int, default=20,
+                        help='val images timed for CPU latency (default 20)')
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f'--epochs must be at least 1, got {args.epochs}')
+    if args.latency_images < 1:
+        parser.error(f'--latency-images must be at least 1, got {args.latency_images}')
+    return args
+
+
+def phase(text):
+    print(f'\n==> {text}', flush=True)
+
+
+def run(command):
+    """Runs a command with its output streaming to ours; returns its wall time in seconds."""
+    print('$ ' + ' '.join(command), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def data_options(args):
+    root = args.data.rstrip('/') + '/'
+    ann = root + 'annotations/instances_val.json'
+    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+               f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={ann}',
+               f'test_evaluator.ann_file={ann}']
+    if args.epochs is not None:
+        options += [f'train_cfg.max_epochs={args.epochs}', 'train_cfg.val_interval=1',
+                    f'default_hooks.param_scheduler.max_epochs={args.epochs}',
+                    f'default_hooks.checkpoint.interval=1']
+    return options
+
+
+def make_dataset(args):
+    command = [sys.executable, osp.join(TOOLS, 'make_toy_coco.py'), '--out', args.data]
+    for name in ('train_images', 'val_images', 'image_size'):
+        if getattr(args, name) is not None:
+            command += [f'--{name.replace("_", "-")}', str(getattr(args, name))]
+    run(command)
+
+
+def best_checkpoint(work_dir):
+    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')), key=osp.getmtime)
+    if best:
+        return best[-1]
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def scalar_logs(work_dir):
+    """The JSON lines mmengine logged in the latest run in work_dir: a training run
+    writes TIMESTAMP/vis_data/scalars.json, a test run TIMESTAMP/TIMESTAMP.json."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+                  + glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
+    if not runs:
+        return []
+    with open(runs[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_metrics(work_dir):
+    """The coco/* metrics that tools/test.py logged last in work_dir."""
+    for entry in reversed(scalar_logs(work_dir)):
+        if 'coco/bbox_mAP' in entry:
+            return {key: entry[f'coco/{key}'] for key in COCO_KEYS}
+    raise RuntimeError(f'no COCO metrics logged in {work_dir}')
+
+
+def cpu_latency_ms(config, checkpoint, images):
+    """Median end-to-end time (preprocessing + network + NMS) of one image, in ms."""
+    from mmyolo_dcnv3.inference import load_detector, predict
+    model, pipeline = load_detector(config, checkpoint)
+    times = []
+    for i, image in enumerate([images[0]] * 2 + images):
+        start = time.perf_counter()
+        predict(model, pipeline, image)
+        if i >= 2:  # the first calls warm up
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def complexity(config, image_size):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import MODELS as YOLO_MODELS
+
+    from mmyolo_dcnv3.analysis import model_complexity
+    cfg = Config.fromfile(config)
+    init_default_scope('mmyolo')
+    params, flops, _ = model_complexity(YOLO_MODELS.build(cfg.model), (3, image_size, image_size))
+    return params, flops
+
+
+def draw_detections(results, images, path):
+    """Rows of [ground truth | each model's detections] for the same val images."""
+    import cv2
+    import numpy as np
+    from pycocotools.coco import COCO
+
+    from mmyolo_dcnv3.inference import load_detector, predict
+    gt = COCO(results['val_annotations'])
+    names = {c['id']: c['name'] for c in gt.loadCats(gt.getCatIds())}
+    by_file = {img['file_name']: img['id'] for img in gt.loadImgs(gt.getImgIds())}
+    loaded = {label: load_detector(r['config'], r['checkpoint']) for label, r in results['models'].items()}
+    palette = [(60, 20, 220), (200, 130, 0), (75, 180, 60), (48, 130, 245), (180, 30, 145)]
+
+    def panel(image, boxes, title):
+        canvas = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+        for (x1, y1, x2, y2), label, score in boxes:
+            colour = palette[label % len(palette)]
+            cv2.rectangle(canvas, (int(2 * x1), int(2 * y1)), (int(2 * x2), int(2 * y2)), colour, 2)
+            text = names[label + 1] + ('' if score is None else f' {score:.2f}')
+            cv2.putText(canvas, text, (int(2 * x1) + 2, max(12, int(2 * y1) - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.45, colour, 1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 22), (0, 0, 0), -1)
+        cv2.putText(canvas, title, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        return canvas
+
+    rows = []
+    for image_path in images:
+        image = cv2.imread(image_path)
+        anns = gt.loadAnns(gt.getAnnIds(imgIds=by_file[osp.basename(image_path)]))
+        panels = [panel(image, [((a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
+                                  a['bbox'][1] + a['bbox'][3]), a['category_id'] - 1, None) for a in anns],
+                        'ground truth')]
+        for label, (model, pipeline) in loaded.items():
+            pred = predict(model, pipeline, image_path)
+            keep = pred.scores >= 0.3
+            panels.append(panel(image, list(zip(pred.bboxes[keep].tolist(), pred.labels[keep].tolist(),
+                                                pred.scores[keep].tolist())), f'{label} (score >= 0.3)'))
+        rows.append(np.concatenate(panels, axis=1))
+    cv2.imwrite(path, np.concatenate(rows, axis=0))
+
+
+def plot_curves(results, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, r in results['models'].items():
+        logs = scalar_logs(r['work_dir_train'])
+        train = [e for e in logs if 'loss' in e]
+        val = [e for e in logs if 'coco/bbox_mAP' in e]
+        ax_loss.plot([e['step'] for e in train], [e['loss'] for e in train], label=label)
+        ax_map.plot([e['step'] for e in val], [e['coco/bbox_mAP'] for e in val], marker='o', label=label)
+    ax_loss.set(title='training loss', xlabel='iteration', ylabel='loss')
+    ax_map.set(title='val bbox mAP (COCO)', xlabel='epoch', ylabel='mAP@[.5:.95]')
+    for ax in (ax_loss, ax_map):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def table(results):
+    labels = list(results['models'])
+    rows = [('bbox mAP', 'bbox_mAP', '{:.3f}'), ('mAP50', 'bbox_mAP_50', '{:.3f}'),
+            ('mAP75', 'bbox_mAP_75', '{:.3f}'), ('mAP_s', 'bbox_mAP_s', '{:.3f}'),
+            ('mAP_m', 'bbox_mAP_m', '{:.3f}'), ('mAP_l', 'bbox_mAP_l', '{:.3f}'),
+            ('parameters (M)', 'params_m', '{:.3f}'), ('FLOPs (G, multiply-adds)', 'gflops', '{:.3f}'),
+            ('CPU training time (min)', 'train_minutes', '{:.1f}'),
+            ('CPU latency per image (ms)', 'latency_ms', '{:.1f}')]
+    lines = ['| | ' + ' | '.join(labels) + ' |', '|---|' + '---|' * len(labels)]
+    for title, key, fmt in rows:
+        lines.append(f'| {title} | ' + ' | '.join(fmt.format(results['models'][m][key]) for m in labels) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    pictures = osp.join(args.out, 'pictures')
+    os.makedirs(pictures, exist_ok=True)
+
+    phase(f'1/6 toy COCO dataset in {args.data}')
+    make_dataset(args)
+    val_annotations = osp.join(args.data, 'annotations', 'instances_val.json')
+    results = dict(val_annotations=val_annotations, models={})
+
+    for label, config in MODELS.items():
+        name = osp.splitext(osp.basename(config))[0]
+        work_dir = osp.join(args.out, 'work_dirs', name)
+        phase(f'2/6 training {label} ({osp.relpath(config, ROOT)}) -> {work_dir}')
+        seconds = run([sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dir,
+                       '--cfg-options', *data_options(args)])
+        results['models'][label] = dict(config=config, work_dir_train=work_dir, train_minutes=seconds / 60,
+                                         checkpoint=best_checkpoint(work_dir))
+
+    for label, r in results['models'].items():
+        phase(f'3/6 COCO evaluation of {label}: {r["checkpoint"]}')
+        test_dir = osp.join(args.out, 'work_dirs', 'test_' + osp.splitext(osp.basename(r['config']))[0])
+        run([sys.executable, osp.join(TOOLS, 'test.py'), r['config'], r['checkpoint'], '--work-dir', test_dir,
+             '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *data_options(args)])
+        r.update(test_metrics(test_dir))
+
+    phase('4/6 parameters, FLOPs and CPU latency')
+    from mmengine.config import Config
+    image_size = Config.fromfile(MODELS['YOLOv8-n']).img_scale[0]
+    val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))
+    for label, r in results['models'].items():
+        params, flops = complexity(r['config'], image_size)
+        r.update(params_m=params / 1e6, gflops=flops / 1e9,
+                 latency_ms=cpu_latency_ms(r['config'], r['checkpoint'], val_images[:args.latency_images]))
+        print(f'{label}: {params / 1e6:.3f} M parameters, {flops / 1e9:.3f} GFLOPs at {image_size} px, '
+              f'{r["latency_ms"]:.1f} ms per image', flush=True)
+
+    phase(f'5/6 pictures in {pictures}')
+    draw_detections(results, val_images[:4], osp.join(pictures, 'detections_side_by_side.png'))
+    dcn = results['models']['YOLOv8-n + DCNv3']
+    for i, image in enumerate(val_images[:2]):
+        run([sys.executable, osp.join(TOOLS, 'vis_dcnv3_sampling.py'), dcn['config'], dcn['checkpoint'], image,
+             '--out', osp.join(pictures, f'dcnv3_sampling_{i}.png')])
+    plot_curves(results, osp.join(pictures, 'training_curves.png'))
+
+    phase('6/6 results (val set of the toy dataset)')
+    text = table(results)
+    print(text)
+    with open(osp.join(args.out, 'results.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(args.out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=2)
+    print(f'\nlogs and checkpoints: {osp.join(args.out, "work_dirs")}')
+    print(f'pictures:             {pictures}')
+    print(f'table:                {osp.join(args.out, "results.md")} (and results.json)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
