@@ -9,7 +9,7 @@ setup:
 
 ## The main job: the embedded end-to-end demo.
 demo: setup
-	tools/demo.sh
+	$(PY) tools/demo.py
 
 ## The test suite (what CI runs). Slow cases are opt-in: make test-slow.
 test: setup

@@ -1,0 +1,39 @@
+"""The README's main command, shortened: every phase of tools/demo.py produces its output."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_shortened_demo_produces_metrics_table_and_pictures(tmp_path):
+    out = tmp_path / 'demo'
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'demo.py'), '--out', str(out), '--data',
+         str(tmp_path / 'data'), '--train-images', '8', '--val-images', '4', '--image-size', '128',
+         '--epochs', '1', '--latency-images', '2'],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    for n in range(1, 7):
+        assert f'==> {n}/6' in result.stdout
+
+    results = json.loads((out / 'results.json').read_text())
+    assert set(results['models']) == {'YOLOv8-n', 'YOLOv8-n + DCNv3'}
+    for label, r in results['models'].items():
+        for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l'):
+            assert -1.0 <= r[key] <= 1.0, (label, key)
+        assert r['params_m'] > 1 and r['gflops'] > 0 and r['latency_ms'] > 0 and r['train_minutes'] > 0
+        assert os.path.isfile(r['checkpoint'])
+
+    table = (out / 'results.md').read_text().splitlines()
+    assert table[0] == '| | YOLOv8-n | YOLOv8-n + DCNv3 |' and len(table) == 12
+    assert '| bbox mAP |' in result.stdout
+
+    pictures = out / 'pictures'
+    for name in ('detections_side_by_side.png', 'dcnv3_sampling_0.png', 'dcnv3_sampling_1.png',
+                 'training_curves.png'):
+        image = cv2.imread(str(pictures / name))
+        assert image is not None and image.size > 0, name
