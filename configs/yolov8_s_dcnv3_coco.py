@@ -1,18 +1,9 @@
 # YOLOv8-s on COCO with DCNv3 in the backbone: MMYOLO's config with the
-# backbone switched to YOLOv8CSPDarknetDCNv3.
-#
-# DCNv3 replaces the second 3x3 conv of every C2f bottleneck in the last two
-# stages (strides 16 and 32, P4/P5): the deformable sampling helps most where
-# objects are large, and those stages have the smallest feature maps, so the
-# extra cost stays small. Change `dcn_stages` (one boolean per stage) to move
-# it; `dcnv3_cfg` goes to every DCNv3 layer (group=4 divides every DCNv3
-# stage's bottleneck width for all of n/s/m/l/x).
-_base_ = 'mmyolo::yolov8/yolov8_s_syncbn_fast_8xb16-500e_coco.py'
+# backbone switched to YOLOv8CSPDarknetDCNv3 (see _base_/yolov8_dcnv3_backbone.py
+# for where DCNv3 goes and how to change it).
+_base_ = [
+    'mmyolo::yolov8/yolov8_s_syncbn_fast_8xb16-500e_coco.py',
+    './_base_/yolov8_dcnv3_backbone.py',
+]
 
-custom_imports = dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        type='YOLOv8CSPDarknetDCNv3',
-        dcn_stages=(False, False, True, True),
-        dcnv3_cfg=dict(group=4)))
+model = dict(backbone=_base_.dcnv3_backbone)

@@ -24,30 +24,24 @@ model = dict(
     train_cfg=dict(assigner=dict(num_classes=num_classes)))
 
 # MMYOLO's pipelines, at this image size.
+random_affine = dict(
+    type='YOLOv5RandomAffine',
+    max_rotate_degree=0.0,
+    max_shear_degree=0.0,
+    scaling_ratio_range=(0.5, 1.5),
+    max_aspect_ratio=100,
+    border_val=(114, 114, 114))
 train_pipeline = [
     *_base_.pre_transform,
     dict(type='Mosaic', img_scale=img_scale, pad_val=114.0, pre_transform=_base_.pre_transform),
-    dict(
-        type='YOLOv5RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        scaling_ratio_range=(0.5, 1.5),
-        max_aspect_ratio=100,
-        border=(-img_scale[0] // 2, -img_scale[1] // 2),
-        border_val=(114, 114, 114)),
+    dict(**random_affine, border=(-img_scale[0] // 2, -img_scale[1] // 2)),
     *_base_.last_transform,
 ]
 train_pipeline_stage2 = [
     *_base_.pre_transform,
     dict(type='YOLOv5KeepRatioResize', scale=img_scale),
     dict(type='LetterResize', scale=img_scale, allow_scale_up=True, pad_val=dict(img=114.0)),
-    dict(
-        type='YOLOv5RandomAffine',
-        max_rotate_degree=0.0,
-        max_shear_degree=0.0,
-        scaling_ratio_range=(0.5, 1.5),
-        max_aspect_ratio=100,
-        border_val=(114, 114, 114)),
+    random_affine,
     *_base_.last_transform,
 ]
 test_pipeline = [
