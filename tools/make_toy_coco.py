@@ -2,9 +2,10 @@
 
 Objects are five classes of shapes (ellipse, triangle, rectangle, star,
 cross), each drawn with random rotation, shear, perspective and a non-rigid
-(smooth random displacement) warp, filled with a colour or a texture, at sizes
-from small to large, over textured backgrounds with unlabelled clutter
-(strokes and blobs); later objects may occlude earlier ones. Geometric
+(smooth random displacement) warp, filled with a texture whose brightness
+stands out from the background under it, at sizes from small to large, over
+textured backgrounds with unlabelled clutter (strokes and blobs); later
+objects may occlude earlier ones. Geometric
 deformation is what deformable sampling is meant to follow.
 
 Layout (the official COCO layout)::
@@ -37,10 +38,10 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='dataset folder to write')
     parser.add_argument('--train-images', type=int, default=400, help='training images (default 400)')
     parser.add_argument('--val-images', type=int, default=100, help='validation images (default 100)')
-    parser.add_argument('--image-size', type=int, default=256, help='square image side in pixels (default 256)')
-    parser.add_argument('--max-objects', type=int, default=6, help='objects per image at most (default 6)')
-    parser.add_argument('--min-size', type=float, default=0.08,
-                        help='smallest object, as a fraction of the image side (default 0.08)')
+    parser.add_argument('--image-size', type=int, default=192, help='square image side in pixels (default 192)')
+    parser.add_argument('--max-objects', type=int, default=5, help='objects per image at most (default 5)')
+    parser.add_argument('--min-size', type=float, default=0.1,
+                        help='smallest object, as a fraction of the image side (default 0.1)')
     parser.add_argument('--max-size', type=float, default=0.5,
                         help='largest object, as a fraction of the image side (default 0.5)')
     parser.add_argument('--min-visible', type=float, default=0.4,
@@ -111,9 +112,13 @@ def warp(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.remap(mask, grid_x + dx, grid_y + dy, cv2.INTER_LINEAR, borderValue=0)
 
 
-def texture(size: int, rng: np.random.Generator, contrast: float) -> np.ndarray:
-    """A size x size x 3 uint8 texture: smooth noise, stripes or checks."""
-    base = rng.uniform(40, 215, 3)
+def luminance(bgr) -> float:
+    return float(np.dot(bgr, [0.114, 0.587, 0.299]))
+
+
+def texture(size: int, rng: np.random.Generator, contrast: float, base=None) -> np.ndarray:
+    """A size x size x 3 uint8 texture (smooth noise, stripes or checks) around colour `base`."""
+    base = rng.uniform(40, 215, 3) if base is None else base
     kind = rng.integers(3)
     if kind == 0:
         noise = rng.normal(0, 1, (max(2, size // 16),) * 2 + (3,)).astype(np.float32)
@@ -144,6 +149,16 @@ def add_clutter(image: np.ndarray, rng: np.random.Generator) -> None:
             cv2.circle(image, centre, int(rng.integers(2, max(3, size // 40))), colour, -1)
 
 
+def fill_colour(background: np.ndarray, rng: np.random.Generator, min_contrast: float = 60):
+    """A colour whose luminance differs from the background's under the object by min_contrast."""
+    target = luminance(background.reshape(-1, 3).mean(0)) if background.size else 128.0
+    for _ in range(50):
+        colour = rng.uniform(20, 235, 3)
+        if abs(luminance(colour) - target) >= min_contrast:
+            return colour
+    return np.full(3, 235.0 if target < 128 else 20.0)
+
+
 def make_image(rng: np.random.Generator, args):
     """One image and its objects: (image, [(class index, visible mask)])."""
     size = args.image_size
@@ -160,7 +175,7 @@ def make_image(rng: np.random.Generator, args):
         xs, ys = slice(max(x0, 0), min(x0 + side, size)), slice(max(y0, 0), min(y0 + side, size))
         full[ys, xs] = local[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0]
         alpha = (full.astype(np.float32) / 255)[..., None]
-        fill = texture(size, rng, contrast=rng.uniform(0, 60))
+        fill = texture(size, rng, contrast=rng.uniform(0, 40), base=fill_colour(image[full > 127], rng))
         image[:] = (alpha * fill + (1 - alpha) * image).astype(np.uint8)
         painted.append((cls, full > 127))
     objects = []
