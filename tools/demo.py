@@ -208,8 +208,11 @@ def table(results):
             ('CPU training time (min)', 'train_minutes', '{:.1f}'),
             ('CPU latency per image (ms)', 'latency_ms', '{:.1f}')]
     lines = ['| | ' + ' | '.join(labels) + ' |', '|---|' + '---|' * len(labels)]
+    def cell(value, fmt):  # COCO reports -1 for an area range without objects
+        return 'n/a (no objects)' if value == -1 else fmt.format(value)
+
     for title, key, fmt in rows:
-        lines.append(f'| {title} | ' + ' | '.join(fmt.format(results['models'][m][key]) for m in labels) + ' |')
+        lines.append(f'| {title} | ' + ' | '.join(cell(results['models'][m][key], fmt) for m in labels) + ' |')
     return '\n'.join(lines)
 
 

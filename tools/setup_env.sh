@@ -53,7 +53,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
-pip_install() { "${PIP[@]}" install -c "$CONSTRAINTS" "$@" 2>&1 | grep -v "^WARNING: Location" || true; return "${PIPESTATUS[0]}"; }
+# pip's own exit status; this machine's pip config makes it warn about every
+# missing local index folder, which is filtered out.
+pip_install() { "${PIP[@]}" install -c "$CONSTRAINTS" "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 
 # ---- build tools and torch ----------------------------------------------------
 pip_install setuptools wheel ninja
@@ -81,7 +83,8 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
     say "the wheel is cached in $CACHE_DIR"
     BUILD_DIR="$(mktemp -d)"
     trap 'rm -rf "$BUILD_DIR"' EXIT
-    "${PIP[@]}" download --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD_DIR" 2>&1 | grep -v "^WARNING: Location" || true
+    "${PIP[@]}" download --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD_DIR" \
+      2> >(grep -v "^WARNING: Location" >&2) || die "could not download the mmcv $MMCV_VERSION source from PyPI."
     tar -xzf "$BUILD_DIR/mmcv-$MMCV_VERSION.tar.gz" -C "$BUILD_DIR"
     # mmcv's setup.py forces -std=c++14, which current torch headers reject.
     sed -i "s/c++14/$CXX_STD/g" "$BUILD_DIR/mmcv-$MMCV_VERSION/setup.py"
