@@ -7,50 +7,38 @@ Prints the 12 standard COCO numbers (AP/AR at the usual IoUs, areas and
 detection counts).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.compat import init_cpu_distributed
+from mmyolo_dcnv3.runner_config import add_runner_arguments, check_runner_arguments, load_runner_config
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a detector checkpoint (mmyolo-dcnv3).')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='where logs and metrics go (default: ./work_dirs/CONFIG_NAME)')
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
     parser.add_argument('--json-prefix', help='also write the COCO-format detections to PREFIX.bbox.json')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (the config\'s tta_model)')
     parser.add_argument('--show-dir', help='draw predictions and ground truth into this folder')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher for distributed evaluation')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_runner_arguments(parser)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config!r} does not exist')
+    check_runner_arguments(parser, args)
     if not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint!r} does not exist')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must end with .pkl or .pickle, got {args.out!r}')
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
+    cfg = load_runner_config(args)
     cfg.load_from = args.checkpoint
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.json_prefix:
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         for evaluator in evaluators:

@@ -6,45 +6,33 @@
 Also works on machines without a GPU, distributed too (gloo backend).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.compat import init_cpu_distributed
+from mmyolo_dcnv3.runner_config import add_runner_arguments, check_runner_arguments, load_runner_config
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector (mmyolo-dcnv3).')
     parser.add_argument('config', help='config file')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: ./work_dirs/CONFIG_NAME)')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when given alone')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config entries, e.g. train_cfg.max_epochs=10')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher for distributed training')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_runner_arguments(parser)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config!r} does not exist')
+    check_runner_arguments(parser, args)
     if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
         parser.error(f'--resume: checkpoint {args.resume!r} does not exist')
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_runner_config(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
