@@ -14,8 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from mmyolo_dcnv3.ops import dcnv3
-from mmyolo_dcnv3.ops import sampling_locations
+from mmyolo_dcnv3.ops import dcnv3, sampling_locations
+from mmyolo_dcnv3.ops.validation import output_size
 
 
 class _ToChannelsLast(nn.Module):
@@ -141,9 +141,8 @@ class DCNv3(nn.Module):
         return branch[:, rows, cols]
 
     def output_size(self, height: int, width: int) -> Tuple[int, int]:
-        span = self.dilation * (self.kernel_size - 1) + 1
-        return ((height + 2 * self.pad - span) // self.stride + 1,
-                (width + 2 * self.pad - span) // self.stride + 1)
+        return tuple(output_size(size, self.kernel_size, self.stride, self.pad, self.dilation)
+                     for size in (height, width))
 
     def predict_offsets(self, input: torch.Tensor):
         """The offset branch on input (N, H, W, C).
