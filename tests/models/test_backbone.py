@@ -59,3 +59,18 @@ def test_dcn_stages_must_be_four_booleans(dcn_stages):
 def test_group_that_does_not_divide_a_stage_width_is_refused():
     with pytest.raises(ValueError, match=r'channels \(64\) must be divisible by group \(5\)'):
         YOLOv8CSPDarknetDCNv3(dcnv3_cfg=dict(group=5), **SMALL)
+
+
+@pytest.mark.parametrize('center_feature_scale', [False, True])
+def test_yolov5_optimizer_constructor_trains_every_parameter(center_feature_scale):
+    # MMYOLO's YOLOv8 configs group parameters by module: only parameters named
+    # `weight` or `bias` of some module reach the optimizer.
+    from mmyolo.engine.optimizers import YOLOv5OptimizerConstructor
+    backbone = YOLOv8CSPDarknetDCNv3(dcnv3_cfg=dict(group=2, center_feature_scale=center_feature_scale), **SMALL)
+    constructor = YOLOv5OptimizerConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005,
+                                                   batch_size_per_gpu=16)))
+    optimised = {id(p) for group in constructor(backbone).optimizer.param_groups for p in group['params']}
+    missing = [name for name, p in backbone.named_parameters() if id(p) not in optimised]
+    assert not missing
+    assert any('center_feature_scale_proj' in name for name, _ in backbone.named_parameters()) == center_feature_scale

@@ -67,7 +67,10 @@ class DCNv3(nn.Module):
         act_layer: 'GELU' (default), 'ReLU' or 'SiLU'.
         norm_layer: 'LN' (default) or 'BN'.
         center_feature_scale: blend the output with ``input_proj(input)`` by a
-            learned per-group gate.
+            learned per-group gate, ``center_feature_scale_proj`` (an
+            ``nn.Linear``, so that optimizer constructors which group
+            parameters by module see it; InternImage's checkpoint keys
+            ``center_feature_scale_proj_weight``/``_bias`` load into it).
         remove_center: drop the kernel's centre point.
         bias: whether ``output_proj`` has a bias (InternImage: always).
     """
@@ -116,8 +119,8 @@ class DCNv3(nn.Module):
         self.input_proj = nn.Linear(channels, channels)
         self.output_proj = nn.Linear(channels, channels, bias=bias)
         if center_feature_scale:
-            self.center_feature_scale_proj_weight = nn.Parameter(torch.zeros(group, channels))
-            self.center_feature_scale_proj_bias = nn.Parameter(torch.zeros(group))
+            self.center_feature_scale_proj = nn.Linear(channels, group)
+            self.register_load_state_dict_pre_hook(_rename_internimage_gate_keys)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -129,6 +132,9 @@ class DCNv3(nn.Module):
             nn.init.xavier_uniform_(layer.weight)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+        if self.center_feature_scale:
+            nn.init.zeros_(self.center_feature_scale_proj.weight)
+            nn.init.zeros_(self.center_feature_scale_proj.bias)
 
     def _branch_at_outputs(self, branch: torch.Tensor, height_out: int, width_out: int) -> torch.Tensor:
         """The offset branch (N, H, W, C) at each output pixel's kernel centre."""
@@ -186,8 +192,7 @@ class DCNv3(nn.Module):
                   self.pad, self.dilation, self.dilation, self.group, self.group_channels,
                   self.offset_scale, 256, bool(self.remove_center))
         if self.center_feature_scale:
-            gate = F.linear(branch, self.center_feature_scale_proj_weight,
-                            self.center_feature_scale_proj_bias).sigmoid()
+            gate = self.center_feature_scale_proj(branch).sigmoid()
             gate = gate.repeat_interleave(self.group_channels, dim=-1)
             y = y * (1 - gate) + x * gate
         return self.output_proj(y)
@@ -196,6 +201,15 @@ class DCNv3(nn.Module):
         return (f'channels={self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
                 f'pad={self.pad}, dilation={self.dilation}, group={self.group}, '
                 f'offset_scale={self.offset_scale}, remove_center={bool(self.remove_center)}')
+
+
+def _rename_internimage_gate_keys(module, state_dict, prefix, *_):
+    """Load pre-hook: InternImage's ``center_feature_scale_proj_{weight,bias}``
+    keys -> this block's ``center_feature_scale_proj.{weight,bias}``."""
+    for name in ('weight', 'bias'):
+        key = f'{prefix}center_feature_scale_proj_{name}'
+        if key in state_dict:
+            state_dict[f'{prefix}center_feature_scale_proj.{name}'] = state_dict.pop(key)
 
 
 def _pair(value, name: str) -> Tuple[int, int]:
