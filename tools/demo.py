@@ -3,7 +3,9 @@
 Phases (each announced with a line starting '==>'):
  1. the toy COCO dataset (tools/make_toy_coco.py; skipped when present);
  2. training of configs/demo/yolov8_n_toy.py and yolov8_n_dcnv3_toy.py
-    (tools/train.py; mmengine's logs with ETA);
+    (tools/train.py; mmengine's logs with ETA, each line prefixed with its model):
+    both at once, each on half of the CPU cores, since two small models
+    train faster side by side than one after the other on all cores;
  3. COCO evaluation of each best checkpoint (tools/test.py);
  4. parameters, FLOPs and CPU latency of both models;
  5. pictures: detections side by side, DCNv3 sampling points, training curves;
@@ -22,6 +24,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -63,6 +66,48 @@ def run(command):
     start = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - start
+
+
+def run_side_by_side(commands):
+    """Runs labelled commands at once, each with an equal share of the CPU cores
+    (OMP_NUM_THREADS), their output streamed line by line with a [label] prefix.
+    Stops the others when one fails. Returns {label: wall time in seconds}."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    threads = max(1, cores // len(commands))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
+    print(f'{len(commands)} jobs at once, {threads} CPU thread(s) each', flush=True)
+    start = time.perf_counter()
+    seconds, processes, readers = {}, {}, []
+
+    def stream(label, process):
+        for line in process.stdout:
+            print(f'[{label}] {line}', end='', flush=True)
+        process.wait()
+        seconds[label] = time.perf_counter() - start
+
+    for label, command in commands.items():
+        print(f'[{label}] $ ' + ' '.join(command), flush=True)
+        processes[label] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            text=True)
+        readers.append(threading.Thread(target=stream, args=(label, processes[label])))
+        readers[-1].start()
+    stopped = set()
+    try:
+        while any(p.poll() is None for p in processes.values()):
+            if any(p.poll() not in (None, 0) for p in processes.values()):
+                break
+            time.sleep(0.5)
+    finally:
+        for label, p in processes.items():
+            if p.poll() is None:
+                p.terminate()
+                stopped.add(label)
+        for reader in readers:
+            reader.join()
+    for label, p in processes.items():
+        if p.returncode != 0 and label not in stopped:
+            raise subprocess.CalledProcessError(p.returncode, commands[label])
+    return seconds
 
 
 def data_options(args):
@@ -113,17 +158,22 @@ def test_metrics(work_dir):
     raise RuntimeError(f'no COCO metrics logged in {work_dir}')
 
 
-def cpu_latency_ms(config, checkpoint, images):
-    """Median end-to-end time (preprocessing + network + NMS) of one image, in ms."""
+def cpu_latency_ms(models, images):
+    """Median end-to-end time (preprocessing + network + NMS) of one image, in ms,
+    for each of {label: result}: the models take turns on each image, so that
+    the machine's load weighs on all of them alike."""
     from mmyolo_dcnv3.inference import load_detector, predict
-    model, pipeline = load_detector(config, checkpoint)
-    times = []
-    for i, image in enumerate([images[0]] * 2 + images):
-        start = time.perf_counter()
-        predict(model, pipeline, image)
-        if i >= 2:  # the first calls warm up
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    loaded = {label: load_detector(r['config'], r['checkpoint']) for label, r in models.items()}
+    for model, pipeline in loaded.values():  # the first calls warm up
+        for _ in range(2):
+            predict(model, pipeline, images[0])
+    times = {label: [] for label in loaded}
+    for image in images:
+        for label, (model, pipeline) in loaded.items():
+            start = time.perf_counter()
+            predict(model, pipeline, image)
+            times[label].append((time.perf_counter() - start) * 1e3)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def complexity(config, image_size):
@@ -205,7 +255,7 @@ def table(results):
             ('mAP75', 'bbox_mAP_75', '{:.3f}'), ('mAP_s', 'bbox_mAP_s', '{:.3f}'),
             ('mAP_m', 'bbox_mAP_m', '{:.3f}'), ('mAP_l', 'bbox_mAP_l', '{:.3f}'),
             ('parameters (M)', 'params_m', '{:.3f}'), ('FLOPs (G, multiply-adds)', 'gflops', '{:.3f}'),
-            ('CPU training time (min)', 'train_minutes', '{:.1f}'),
+            ('CPU training time (min, both at once)', 'train_minutes', '{:.1f}'),
             ('CPU latency per image (ms)', 'latency_ms', '{:.1f}')]
     lines = ['| | ' + ' | '.join(labels) + ' |', '|---|' + '---|' * len(labels)]
     def cell(value, fmt):  # COCO reports -1 for an area range without objects
@@ -227,14 +277,17 @@ def main(argv=None):
     val_annotations = osp.join(args.data, 'annotations', 'instances_val.json')
     results = dict(val_annotations=val_annotations, models={})
 
+    work_dirs = {label: osp.join(args.out, 'work_dirs', osp.splitext(osp.basename(config))[0])
+                 for label, config in MODELS.items()}
+    phase('2/6 training ' + ', '.join(f'{label} ({osp.relpath(config, ROOT)}) -> {work_dirs[label]}'
+                                     for label, config in MODELS.items()))
+    seconds = run_side_by_side({
+        label: [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dirs[label],
+                '--cfg-options', *data_options(args)] for label, config in MODELS.items()})
     for label, config in MODELS.items():
-        name = osp.splitext(osp.basename(config))[0]
-        work_dir = osp.join(args.out, 'work_dirs', name)
-        phase(f'2/6 training {label} ({osp.relpath(config, ROOT)}) -> {work_dir}')
-        seconds = run([sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dir,
-                       '--cfg-options', *data_options(args)])
-        results['models'][label] = dict(config=config, work_dir_train=work_dir, train_minutes=seconds / 60,
-                                         checkpoint=best_checkpoint(work_dir))
+        results['models'][label] = dict(config=config, work_dir_train=work_dirs[label],
+                                         train_minutes=seconds[label] / 60,
+                                         checkpoint=best_checkpoint(work_dirs[label]))
 
     for label, r in results['models'].items():
         phase(f'3/6 COCO evaluation of {label}: {r["checkpoint"]}')
@@ -247,10 +300,10 @@ def main(argv=None):
     from mmengine.config import Config
     image_size = Config.fromfile(MODELS['YOLOv8-n']).img_scale[0]
     val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))
+    latency = cpu_latency_ms(results['models'], val_images[:args.latency_images])
     for label, r in results['models'].items():
         params, flops = complexity(r['config'], image_size)
-        r.update(params_m=params / 1e6, gflops=flops / 1e9,
-                 latency_ms=cpu_latency_ms(r['config'], r['checkpoint'], val_images[:args.latency_images]))
+        r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label])
         print(f'{label}: {params / 1e6:.3f} M parameters, {flops / 1e9:.3f} GFLOPs at {image_size} px, '
               f'{r["latency_ms"]:.1f} ms per image', flush=True)
 

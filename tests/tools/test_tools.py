@@ -91,6 +91,21 @@ def test_resume_continues_from_the_checkpoint(mim_trained, toy_data, tmp_path):
     assert (resumed_dir / 'epoch_2.pth').is_file()
 
 
+def test_training_twice_with_the_config_seed_gives_identical_weights(toy_data, tmp_path):
+    # The demo configs set randomness.seed: data order, augmentations (in a
+    # worker process) and initial weights repeat, and the CPU kernels are
+    # deterministic, so two runs end bitwise equal.
+    weights = []
+    for run_dir in ('first', 'second'):
+        work_dir = str(tmp_path / run_dir)
+        run([sys.executable, os.path.join(TOOLS, 'train.py'), CONFIG, '--work-dir', work_dir,
+             *data_options(toy_data, epochs=2), 'train_dataloader.num_workers=1'])
+        weights.append(torch.load(os.path.join(work_dir, 'epoch_2.pth'), map_location='cpu',
+                                  weights_only=False)['state_dict'])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_two_process_gloo_training_ends_with_identical_weights(toy_data, tmp_path):
     config = tmp_path / 'ddp_config.py'
     config.write_text(f"_base_ = '{CONFIG}'\n"
