@@ -11,7 +11,7 @@ Phases (each announced with a line starting '==>'):
  5. pictures: detections side by side, DCNv3 sampling points, training curves;
  6. the comparison table (also written to OUT/results.md and results.json).
 
-    python tools/demo.py [--out outputs/demo] [--data data/toy_coco]
+    python tools/demo.py [--out outputs/demo] [--data data/toy_coco] [--seed N]
 
 A shortened run (what the test suite runs): --train-images 8 --val-images 4
 --image-size 128 --epochs 1.
@@ -46,11 +46,15 @@ def parse_args(argv=None):
     parser.add_argument('--val-images', type=int, default=None, help='make_toy_coco.py --val-images')
     parser.add_argument('--image-size', type=int, default=None, help='make_toy_coco.py --image-size')
     parser.add_argument('--epochs', type=int, default=None, help="override the configs' max_epochs")
+    parser.add_argument('--seed', type=int, default=None,
+                        help="override the configs' random seed (randomness.seed, 0) to see the run-to-run spread")
     parser.add_argument('--latency-images', type=int, default=20,
                         help='val images timed for CPU latency (default 20)')
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f'--epochs must be at least 1, got {args.epochs}')
+    if args.seed is not None and args.seed < 0:
+        parser.error(f'--seed must be a non-negative int, got {args.seed}')
     if args.latency_images < 1:
         parser.error(f'--latency-images must be at least 1, got {args.latency_images}')
     return args
@@ -120,6 +124,8 @@ def data_options(args):
         options += [f'train_cfg.max_epochs={args.epochs}', 'train_cfg.val_interval=1',
                     f'default_hooks.param_scheduler.max_epochs={args.epochs}',
                     f'default_hooks.checkpoint.interval=1']
+    if args.seed is not None:
+        options.append(f'randomness.seed={args.seed}')
     return options
 
 

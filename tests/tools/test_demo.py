@@ -38,11 +38,14 @@ def test_shortened_demo_produces_metrics_table_and_pictures(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'tools', 'demo.py'), '--out', str(out), '--data',
          str(tmp_path / 'data'), '--train-images', '8', '--val-images', '4', '--image-size', '128',
-         '--epochs', '1', '--latency-images', '2'],
+         '--epochs', '1', '--latency-images', '2', '--seed', '3'],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     for n in range(1, 7):
         assert f'==> {n}/6' in result.stdout
+    for label in ('YOLOv8-n', 'YOLOv8-n + DCNv3'):  # both trainings streamed, with --seed applied
+        assert any(line.startswith(f'[{label}]') and line.endswith('seed: 3')
+                   for line in result.stdout.splitlines())
 
     results = json.loads((out / 'results.json').read_text())
     assert set(results['models']) == {'YOLOv8-n', 'YOLOv8-n + DCNv3'}

@@ -141,6 +141,8 @@ def test_get_flops_counts_the_dcnv3_op():
     (['test.py', CONFIG, CONFIG, '--out', 'x.json'], '--out must end with .pkl or .pickle'),
     (['get_flops.py', CONFIG, '--shape', '8'], '--shape takes one or two sizes of at least 32 pixels'),
     (['make_toy_coco.py', '--out', '/tmp/x', '--train-images', '0'], '--train-images must be at least 1'),
+    (['demo.py', '--seed', '-1'], '--seed must be a non-negative int, got -1'),
+    (['demo.py', '--epochs', '0'], '--epochs must be at least 1, got 0'),
 ])
 def test_tools_reject_bad_arguments_with_a_clear_message(args, message):
     result = run([sys.executable, os.path.join(TOOLS, args[0]), *args[1:]], check=False)
