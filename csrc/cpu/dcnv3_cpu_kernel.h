@@ -9,8 +9,9 @@
 //
 // For each (pixel, group) the kernels first resolve the P points into a short
 // list of (corner pointer, weight) pairs, skipping points outside the image,
-// then sweep the group's channels in blocks of kBlock, keeping a block's sums
-// in registers across all points (kBlock is one 64-byte vector on AVX-512).
+// then sweep the group's channels in blocks of kBlock (the rest in blocks of
+// 8, 4 and 1), keeping a block's sums in registers across all points (kBlock
+// is one 64-byte vector on AVX-512).
 //
 // Work split (T is float or double; reduced precision is upcast by the caller):
 // * forward: one task per output pixel; it writes only that pixel's channels.
@@ -27,6 +28,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "common/dcnv3_math.h"
 #include "cpu/dcnv3_cpu_kernel_api.h"
@@ -124,6 +126,20 @@ inline void scatter_block(const PointScratch<T>& sc, int64_t count, const T* inp
   }
 }
 
+// Calls body(width, c) for channels [c, end) in blocks of kBlock, then of 8
+// and 4 channels, then single ones (width a std::integral_constant), so that
+// group widths that are not a multiple of kBlock still run vectorised.
+template <typename T, typename Body>
+inline void for_channel_blocks(int64_t c, int64_t end, Body&& body) {
+  constexpr int64_t B = kBlock<T>;
+  for (; c + B <= end; c += B) body(std::integral_constant<int64_t, B>{}, c);
+  if constexpr (B > 8) {
+    for (; c + 8 <= end; c += 8) body(std::integral_constant<int64_t, 8>{}, c);
+  }
+  for (; c + 4 <= end; c += 4) body(std::integral_constant<int64_t, 4>{}, c);
+  for (; c < end; ++c) body(std::integral_constant<int64_t, 1>{}, c);
+}
+
 template <typename T>
 void fill_taps(const Dcnv3Shape& s, const PointScratch<T>& sc) {
   for (int64_t p = 0; p < s.points; ++p) {
@@ -139,7 +155,6 @@ void fill_taps(const Dcnv3Shape& s, const PointScratch<T>& sc) {
 template <typename T>
 void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, T* output, const T* zeros,
              const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end) {
-  constexpr int64_t B = kBlock<T>;
   const int64_t C = s.channels(), GC = s.group_channels, P = s.points;
   fill_taps(s, scratch);
   for (int64_t pixel = pixel_begin; pixel < pixel_end; ++pixel) {
@@ -152,9 +167,9 @@ void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask
       const int64_t count =
           resolve_points<T, false>(s, scratch, input, zeros, grid, n, g, offset + 2 * point0, mask + point0);
       T* out = output + pixel * C + g * GC;
-      int64_t c = 0;
-      for (; c + B <= GC; c += B) gather_block<T, B>(scratch, count, c, out);
-      for (; c < GC; ++c) gather_block<T, 1>(scratch, count, c, out);
+      for_channel_blocks<T>(0, GC, [&](auto width, int64_t c) {
+        gather_block<T, decltype(width)::value>(scratch, count, c, out);
+      });
     }
   }
 }
@@ -163,7 +178,6 @@ template <typename T>
 void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output,
               const T* zeros, const PointScratch<T>& scratch, int64_t channel_block, T* grad_input,
               T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end) {
-  constexpr int64_t B = kBlock<T>;
   const int64_t C = s.channels(), GC = s.group_channels, P = s.points;
   const int64_t blocks = (GC + channel_block - 1) / channel_block;
   const int64_t pixels_per_image = s.height_out * s.width_out;
@@ -187,9 +201,9 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
       const T* go = grad_output + pixel * C + g * GC;
       T* dots = scratch.dots;
       std::fill(dots, dots + 4 * count, T(0));
-      int64_t c = c_begin;
-      for (; c + B <= c_end; c += B) scatter_block<T, B>(scratch, count, input, grad_input, c, go + c, dots);
-      for (; c < c_end; ++c) scatter_block<T, 1>(scratch, count, input, grad_input, c, go + c, dots);
+      for_channel_blocks<T>(c_begin, c_end, [&](auto width, int64_t c) {
+        scatter_block<T, decltype(width)::value>(scratch, count, input, grad_input, c, go + c, dots);
+      });
       std::fill(grad_mask_part + point0, grad_mask_part + point0 + P, T(0));
       std::fill(grad_offset_part + 2 * point0, grad_offset_part + 2 * (point0 + P), T(0));
       for (int64_t q = 0; q < count; ++q) {
