@@ -164,18 +164,17 @@ def test_metrics(work_dir):
     raise RuntimeError(f'no COCO metrics logged in {work_dir}')
 
 
-def cpu_latency_ms(models, images):
+def cpu_latency_ms(detectors, images):
     """Median end-to-end time (preprocessing + network + NMS) of one image, in ms,
-    for each of {label: result}: the models take turns on each image, so that
-    the machine's load weighs on all of them alike."""
-    from mmyolo_dcnv3.inference import load_detector, predict
-    loaded = {label: load_detector(r['config'], r['checkpoint']) for label, r in models.items()}
-    for model, pipeline in loaded.values():  # the first calls warm up
+    for each of {label: (model, pipeline)}: the models take turns on each image,
+    so that the machine's load weighs on all of them alike."""
+    from mmyolo_dcnv3.inference import predict
+    for model, pipeline in detectors.values():  # the first calls warm up
         for _ in range(2):
             predict(model, pipeline, images[0])
-    times = {label: [] for label in loaded}
+    times = {label: [] for label in detectors}
     for image in images:
-        for label, (model, pipeline) in loaded.items():
+        for label, (model, pipeline) in detectors.items():
             start = time.perf_counter()
             predict(model, pipeline, image)
             times[label].append((time.perf_counter() - start) * 1e3)
@@ -194,17 +193,16 @@ def complexity(config, image_size):
     return params, flops
 
 
-def draw_detections(results, images, path):
+def draw_detections(results, detectors, images, path):
     """Rows of [ground truth | each model's detections] for the same val images."""
     import cv2
     import numpy as np
     from pycocotools.coco import COCO
 
-    from mmyolo_dcnv3.inference import load_detector, predict
+    from mmyolo_dcnv3.inference import predict
     gt = COCO(results['val_annotations'])
     names = {c['id']: c['name'] for c in gt.loadCats(gt.getCatIds())}
     by_file = {img['file_name']: img['id'] for img in gt.loadImgs(gt.getImgIds())}
-    loaded = {label: load_detector(r['config'], r['checkpoint']) for label, r in results['models'].items()}
     palette = [(60, 20, 220), (200, 130, 0), (75, 180, 60), (48, 130, 245), (180, 30, 145)]
 
     def panel(image, boxes, title):
@@ -226,7 +224,7 @@ def draw_detections(results, images, path):
         panels = [panel(image, [((a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
                                   a['bbox'][1] + a['bbox'][3]), a['category_id'] - 1, None) for a in anns],
                         'ground truth')]
-        for label, (model, pipeline) in loaded.items():
+        for label, (model, pipeline) in detectors.items():
             pred = predict(model, pipeline, image_path)
             keep = pred.scores >= 0.3
             panels.append(panel(image, list(zip(pred.bboxes[keep].tolist(), pred.labels[keep].tolist(),
@@ -306,7 +304,9 @@ def main(argv=None):
     from mmengine.config import Config
     image_size = Config.fromfile(MODELS['YOLOv8-n']).img_scale[0]
     val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))
-    latency = cpu_latency_ms(results['models'], val_images[:args.latency_images])
+    from mmyolo_dcnv3.inference import load_detector
+    detectors = {label: load_detector(r['config'], r['checkpoint']) for label, r in results['models'].items()}
+    latency = cpu_latency_ms(detectors, val_images[:args.latency_images])
     for label, r in results['models'].items():
         params, flops = complexity(r['config'], image_size)
         r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label])
@@ -314,7 +314,7 @@ def main(argv=None):
               f'{r["latency_ms"]:.1f} ms per image', flush=True)
 
     phase(f'5/6 pictures in {pictures}')
-    draw_detections(results, val_images[:4], osp.join(pictures, 'detections_side_by_side.png'))
+    draw_detections(results, detectors, val_images[:4], osp.join(pictures, 'detections_side_by_side.png'))
     dcn = results['models']['YOLOv8-n + DCNv3']
     for i, image in enumerate(val_images[:2]):
         run([sys.executable, osp.join(TOOLS, 'vis_dcnv3_sampling.py'), dcn['config'], dcn['checkpoint'], image,
