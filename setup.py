@@ -46,17 +46,41 @@ def cuda_requested(torch):
 
 
 def cuda_include_dirs():
-    """Headers that a pip-installed CUDA torch keeps in the ``nvidia`` wheels.
+    """Include folders for the CUDA library: the toolkit's own headers first,
+    then those of the pip ``nvidia`` wheels for what the toolkit lacks.
 
-    A CUDA toolkit without cuBLAS/cuSPARSE headers (as on build machines
-    without a GPU) still compiles torch's CUDA headers with these.
+    A toolkit without cuBLAS/cuSPARSE headers (as on build machines without a
+    GPU) still compiles torch's CUDA headers with the wheels' copies. The
+    wheels' include folders also hold the CUDA runtime headers, possibly of a
+    newer CUDA than nvcc, and a header found in one includes its siblings from
+    there; so they are not put on the path. ``build/cuda_wheel_headers`` gets
+    links to just the entries (files or folders) missing from the toolkit,
+    taken from the first wheel (``nvidia/cu*`` before the others) that has them.
     """
     import site
-    dirs = []
+
+    from torch.utils.cpp_extension import CUDA_HOME
+    toolkit = os.path.join(CUDA_HOME or '', 'include')
+    if CUDA_HOME is None or not os.path.isfile(os.path.join(toolkit, 'cuda_runtime_api.h')):
+        raise SystemExit(f'CUDA toolkit headers not found (CUDA_HOME={CUDA_HOME}); set CUDA_HOME to the '
+                         "folder above nvcc's bin/")
+    wheel_dirs = []
     for base in site.getsitepackages():
-        dirs += sorted(glob.glob(os.path.join(base, 'nvidia', 'cu*', 'include')))
-        dirs += sorted(glob.glob(os.path.join(base, 'nvidia', '*', 'include')))
-    return [d for d in dirs if os.path.isdir(d)]
+        wheel_dirs += sorted(glob.glob(os.path.join(base, 'nvidia', 'cu*', 'include')))
+        wheel_dirs += sorted(glob.glob(os.path.join(base, 'nvidia', '*', 'include')))
+    links = os.path.join(ROOT, 'build', 'cuda_wheel_headers')
+    shutil.rmtree(links, ignore_errors=True)
+    os.makedirs(links)
+    # nvcc also searches the toolkit's include/cccl (CUB, Thrust, libcu++).
+    in_toolkit = set(os.listdir(toolkit))
+    if os.path.isdir(os.path.join(toolkit, 'cccl')):
+        in_toolkit |= set(os.listdir(os.path.join(toolkit, 'cccl')))
+    for wheel_dir in wheel_dirs:
+        for name in sorted(os.listdir(wheel_dir)):
+            link = os.path.join(links, name)
+            if name not in in_toolkit and not os.path.lexists(link):
+                os.symlink(os.path.join(wheel_dir, name), link)
+    return [toolkit, links]
 
 
 def extensions():
