@@ -145,21 +145,27 @@ def test_cuda_output_size_is_floored_like_python():
 def check_kernels_run_on_the_current_stream():
     """Forward and backward on a side stream whose inputs are written only
     after a long sleep on that stream: a kernel launched on any other stream
-    would read the NaNs written before the sleep."""
+    would read the NaNs written before the sleep. Only device-to-device work
+    is queued, so the host never waits for the sleep."""
     case = Case(batch=2, height=16, width=16, group=4, group_channels=16)
+    ops = torch.ops.mmyolo_dcnv3
     tensors = case.tensors(dtype=torch.float32, device='cuda')
-    expected = forward_and_grads(compiled, case, tensors)
+    grad_output = torch.randn(case.batch, *case.out_size, 64, device='cuda')
+    expected = (ops.dcnv3_forward(*tensors, *case.op_args()),
+                *ops.dcnv3_backward(*tensors, grad_output, *case.op_args()))
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        inputs = [torch.full_like(t, float('nan')) for t in tensors]
+        sources = [*tensors, grad_output]
+        targets = [torch.full_like(t, float('nan')) for t in sources]
         torch.cuda._sleep(100_000_000)  # clock cycles: some 50 ms
-        for target, source in zip(inputs, tensors):
+        for target, source in zip(targets, sources):
             target.copy_(source)
-        actual = forward_and_grads(compiled, case, inputs)
+        actual = (ops.dcnv3_forward(*targets[:3], *case.op_args()),
+                  *ops.dcnv3_backward(*targets, *case.op_args()))
     torch.cuda.current_stream().wait_stream(side)
-    for a, e in zip(actual, expected):
-        torch.testing.assert_close(a, e)
+    for name, a, e in zip(('output', 'grad_input', 'grad_offset', 'grad_mask'), actual, expected):
+        torch.testing.assert_close(a, e, msg=lambda msg, name=name: f'{name}: {msg}')
 
 
 def test_cuda_kernels_run_on_the_callers_stream():
