@@ -121,7 +121,8 @@ import torch
 gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) or "none"
 print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPUs: {gpus}")
 ' 2>&1 | tail -n 1)"
-GPUS="$(timed 60 "$PYTHON" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)"
+GPUS="$(timed 60 "$PYTHON" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null | tail -n 1)"
+[[ "$GPUS" =~ ^[0-9]+$ ]] || GPUS=0
 if [ "${GPUS:-0}" -gt 0 ]; then
   summary ok environment "$PYTHON: $ENVIRONMENT"
 elif [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
@@ -152,7 +153,7 @@ print("; ".join(f"{d}: " + ("loaded" if kernels.available(d) else "NOT usable: "
 sys.exit(0 if kernels.available("cpu") and kernels.available("cuda") else 1)
 ' 2>&1)"
 if [ $? -eq 0 ]; then
-  summary ok kernels "$LOAD"
+  summary ok kernels "$(echo "$LOAD" | tail -n 1)"
 else
   summary FAIL kernels "$(echo "$LOAD" | tail -n 3 | tr '\n' ' ')"
   finish
