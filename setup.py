@@ -46,17 +46,59 @@ def cuda_requested(torch):
 
 
 def cuda_include_dirs():
-    """Headers that a pip-installed CUDA torch keeps in the ``nvidia`` wheels.
+    """Include folders for the CUDA library: the toolkit's own headers first,
+    then those of the pip ``nvidia`` wheels for what the toolkit lacks.
 
-    A CUDA toolkit without cuBLAS/cuSPARSE headers (as on build machines
-    without a GPU) still compiles torch's CUDA headers with these.
+    The toolkit's folders are the ones its nvcc (the one torch builds with,
+    ``$CUDA_HOME/bin/nvcc`` or ``$PYTORCH_NVCC``) searches, as ``nvcc --dryrun``
+    reports them; listing them first keeps other CUDA headers found through
+    ``CUDA_HOME`` or torch's include path behind them. A toolkit without
+    cuBLAS/cuSPARSE headers (as on build machines without a GPU) still compiles
+    torch's CUDA headers with the wheels' copies. The wheels' include folders
+    also hold the CUDA runtime headers, possibly of a newer CUDA than nvcc, and
+    a header found in one includes its siblings from there; so they are not
+    put on the path. ``build/cuda_wheel_headers`` gets links to just the
+    entries (files or folders) missing from the toolkit, taken from the first
+    wheel (``nvidia/cu*`` before the others) that has them.
     """
+    import re
+    import shlex
     import site
-    dirs = []
+    import subprocess
+
+    from torch.utils.cpp_extension import CUDA_HOME
+    nvcc = os.environ.get('PYTORCH_NVCC') or os.path.join(CUDA_HOME or '', 'bin', 'nvcc')
+    try:
+        dryrun = subprocess.run([nvcc, '--dryrun', '-E', '-x', 'cu', os.devnull, '-o', os.devnull],
+                                capture_output=True, text=True, check=True).stderr
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SystemExit(f'cannot ask {nvcc} for its include folders ({error}); set CUDA_HOME to the folder '
+                         "above nvcc's bin/")
+    toolkit, toolkit_system = [], []  # nvcc's -I folders, and its -isystem ones (CCCL)
+    for variable, value in re.findall(r'^#\$ (INCLUDES|SYSTEM_INCLUDES)=(.*)$', dryrun, re.M):
+        words = shlex.split(value)
+        for flag, path in zip(words, words[1:] + ['']):
+            if variable == 'INCLUDES' and flag.startswith('-I'):
+                toolkit.append(os.path.realpath(flag[2:]))
+            elif flag == '-isystem':
+                toolkit_system.append(os.path.realpath(path))
+    if not any(os.path.isfile(os.path.join(d, 'cuda_runtime_api.h')) for d in toolkit):
+        raise SystemExit(f'{nvcc} --dryrun names no include folder with cuda_runtime_api.h: {toolkit}')
+    in_toolkit = {name for d in toolkit + toolkit_system if os.path.isdir(d) for name in os.listdir(d)}
+
+    wheel_dirs = []
     for base in site.getsitepackages():
-        dirs += sorted(glob.glob(os.path.join(base, 'nvidia', 'cu*', 'include')))
-        dirs += sorted(glob.glob(os.path.join(base, 'nvidia', '*', 'include')))
-    return [d for d in dirs if os.path.isdir(d)]
+        wheel_dirs += sorted(glob.glob(os.path.join(base, 'nvidia', 'cu*', 'include')))
+        wheel_dirs += sorted(glob.glob(os.path.join(base, 'nvidia', '*', 'include')))
+    links = os.path.join(ROOT, 'build', 'cuda_wheel_headers')
+    shutil.rmtree(links, ignore_errors=True)
+    os.makedirs(links)
+    for wheel_dir in wheel_dirs:
+        for name in sorted(os.listdir(wheel_dir)):
+            link = os.path.join(links, name)
+            if name not in in_toolkit and not os.path.lexists(link):
+                os.symlink(os.path.join(wheel_dir, name), link)
+    return [*toolkit, links]
 
 
 def extensions():

@@ -11,6 +11,15 @@
 
 namespace mmyolo_dcnv3 {
 
+// Output length of one spatial dimension, rounded down like the Python side
+// (mmyolo_dcnv3/ops/validation.py, output_size): C++ division truncates
+// toward zero, which would turn a negative span into one output row.
+inline int64_t output_size(int64_t size_in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+  const int64_t span = size_in + 2 * pad - (dilation * (kernel - 1) + 1);
+  const int64_t floor_quotient = span >= 0 ? span / stride : -((-span + stride - 1) / stride);
+  return floor_quotient + 1;
+}
+
 inline Dcnv3Shape checked_shape(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                                 int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
                                 int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
@@ -46,10 +55,12 @@ inline Dcnv3Shape checked_shape(const at::Tensor& input, const at::Tensor& offse
   s.remove_center = remove_center;
   s.points = kernel_h * kernel_w - (remove_center ? 1 : 0);
   s.offset_scale = offset_scale;
-  s.height_out = (s.height_in + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1;
-  s.width_out = (s.width_in + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1;
-  TORCH_CHECK(s.height_out > 0 && s.width_out > 0, "dcnv3: the output would be empty (", s.height_out, "x",
-              s.width_out, ") for an input of ", s.height_in, "x", s.width_in);
+  s.height_out = output_size(s.height_in, kernel_h, stride_h, pad_h, dilation_h);
+  s.width_out = output_size(s.width_in, kernel_w, stride_w, pad_w, dilation_w);
+  TORCH_CHECK(s.height_out > 0 && s.width_out > 0, "dcnv3: input of ", s.height_in, "x", s.width_in,
+              " pixels is too small for kernel ", kernel_h, "x", kernel_w, ", stride (", stride_h, ", ", stride_w,
+              "), dilation (", dilation_h, ", ", dilation_w, ") and padding (", pad_h, ", ", pad_w,
+              "): the output would be ", s.height_out, "x", s.width_out);
   TORCH_CHECK(input.size(3) == s.channels(), "dcnv3: input has ", input.size(3), " channels, expected group * group_channels = ",
               s.channels());
   const std::vector<int64_t> offset_shape = {s.batch, s.height_out, s.width_out, group * s.points * 2};

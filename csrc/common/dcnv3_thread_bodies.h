@@ -13,6 +13,7 @@
 #include <c10/util/Half.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "common/dcnv3_math.h"
 
@@ -24,14 +25,66 @@ struct alignas(sizeof(T) * V) Pack {
   T value[V];
 };
 
-template <typename T, int V>
-DCNV3_HOST_DEVICE Pack<T, V> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T, V>*>(p);
-}
+// An unsigned type of `Bytes` bytes that the device moves with one
+// instruction (ld/st.global.v4.u32 for 16 bytes): packs are loaded and stored
+// through it.
+template <int Bytes>
+struct PackWord;
+#if defined(__CUDACC__)
+template <>
+struct PackWord<16> {
+  using type = uint4;
+};
+template <>
+struct PackWord<8> {
+  using type = uint2;
+};
+#else
+template <>
+struct PackWord<16> {
+  struct alignas(16) type {
+    uint32_t part[4];
+  };
+};
+template <>
+struct PackWord<8> {
+  struct alignas(8) type {
+    uint32_t part[2];
+  };
+};
+#endif
+template <>
+struct PackWord<4> {
+  using type = uint32_t;
+};
+template <>
+struct PackWord<2> {
+  using type = uint16_t;
+};
 
 template <typename T, int V>
+using PackWordOf = typename PackWord<sizeof(Pack<T, V>)>::type;
+
+template <typename T, int V>
+DCNV3_HOST_DEVICE Pack<T, V> load_pack(const T* p) {
+  const PackWordOf<T, V> word = *reinterpret_cast<const PackWordOf<T, V>*>(p);
+  Pack<T, V> pack;
+  memcpy(&pack, &word, sizeof(pack));
+  return pack;
+}
+
+// On the device the store is the __stwb intrinsic (one st.global.wb
+// instruction): a plain assignment, even of a uint4, was split by nvcc 13.0
+// into one store per element in forward_thread.
+template <typename T, int V>
 DCNV3_HOST_DEVICE void store_pack(T* p, const Pack<T, V>& pack) {
-  *reinterpret_cast<Pack<T, V>*>(p) = pack;
+  PackWordOf<T, V> word;
+  memcpy(&word, &pack, sizeof(word));
+#if defined(__CUDA_ARCH__)
+  __stwb(reinterpret_cast<PackWordOf<T, V>*>(p), word);
+#else
+  *reinterpret_cast<PackWordOf<T, V>*>(p) = word;
+#endif
 }
 
 // Channels per thread: the widest V in {8, 4, 2, 1} with V * element_size <=
@@ -46,6 +99,17 @@ inline int pack_width(int64_t group_channels, int64_t element_size, const void* 
     if (aligned) return v;
   }
   return 1;
+}
+
+// The backward's threads of one (pixel, group), `lanes` = group_channels / V
+// consecutive threads, share each point's grad_offset/grad_mask. The device
+// sums their partials with warp shuffles and one store (deterministic) when
+// the lanes tile a warp in aligned power-of-two segments; otherwise every lane
+// adds its partials with atomics (rounding varies between runs).
+constexpr int kWarpSize = 32;
+
+DCNV3_HOST_DEVICE bool reduces_by_warp_shuffle(int64_t lanes) {
+  return lanes <= kWarpSize && (lanes & (lanes - 1)) == 0;
 }
 
 struct ThreadIndex {

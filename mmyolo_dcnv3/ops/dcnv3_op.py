@@ -89,9 +89,25 @@ def dcnv3(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_
         (N, H_out, W_out, C), H_out = (H_in + 2 pad_h - (dilation_h (kernel_h -
         1) + 1)) // stride_h + 1, likewise W_out.
 
-    Differentiable with respect to input, offset and mask. On the GPU the
-    gradient of ``input`` is accumulated with atomics, so its rounding may vary
-    between runs; on the CPU all gradients are deterministic.
+    Differentiable with respect to input, offset and mask. On the CPU every
+    gradient is deterministic (bitwise, whatever the thread count). On CUDA:
+
+    * the gradient of ``input`` is always accumulated with ``atomicAdd``: its
+      last bits may vary between runs;
+    * the gradients of ``offset`` and ``mask`` are bitwise reproducible when
+      ``group_channels / V`` is 1, 2, 4, 8, 16 or 32 (the threads of a group
+      then sum by warp shuffles), and accumulated with ``atomicAdd`` otherwise.
+      ``V``, the channels a thread loads at once, is the largest of 8, 4, 2, 1
+      that divides ``group_channels``, spans at most 16 bytes and to whose
+      span the data of ``input`` and of the output's gradient are aligned:
+      4 for float32, 2 for float64, 8 for float16/bfloat16 on freshly
+      allocated tensors (a view into a larger buffer may lower it). So in
+      float32, ``group_channels`` 8, 16, 32, 64 and 128 are reproducible,
+      5, 12, 24 and 256 are not;
+    * the forward is deterministic. The backward calls
+      ``alertNotDeterministic``: under
+      ``torch.use_deterministic_algorithms(True)`` it raises a RuntimeError
+      (with ``warn_only=True`` it warns).
 
     Under autocast (CUDA or CPU) the op runs in the dtype of ``input``:
     offset and mask are cast to it. A float16/bfloat16 feature map thus runs

@@ -1,4 +1,5 @@
 """Shared inputs and comparisons for the DCNv3 operator tests (torch only)."""
+import contextlib
 import dataclasses
 from typing import Tuple
 
@@ -60,6 +61,14 @@ class Case:
         return 'Case(' + ','.join(fields) + ')'
 
 
+# Lanes (threads per group) = group_channels / channels per thread: 32 is the
+# widest group whose grad_offset/grad_mask the device reduces by warp shuffles
+# (float32: 4 channels a thread, float64: 2, float16: 8); float32 with 256
+# channels (64 lanes) is the first width that falls back to atomics.
+WARP_SHUFFLE_LIMITS = [(torch.float32, 128, 1e-4, 1e-5), (torch.float64, 64, 1e-10, 1e-10),
+                       (torch.float16, 256, 5e-3, 5e-3), (torch.float32, 256, 1e-4, 1e-5)]
+
+
 def sweep_cases():
     """The sweep of the operator issue: every listed value of every parameter
     appears, and parameters with coprime list lengths meet in every pairing."""
@@ -113,3 +122,86 @@ def differentiable(forward_op, backward_op):
             return (*grads, *([None] * len(ctx.args)))
 
     return Function.apply
+
+
+def at_storage_offset_1(tensor):
+    """The values of `tensor`, contiguous, starting one element into their
+    storage: too misaligned for any vector load wider than one element."""
+    storage = tensor.new_zeros(tensor.numel() + 1)
+    shifted = storage[1:].view(tensor.shape)
+    shifted.copy_(tensor)
+    assert shifted.is_contiguous() and shifted.storage_offset() == 1
+    return shifted
+
+
+def too_small_for_its_kernel():
+    """Arguments (input, offset, mask, *op_args) of a call whose output is
+    empty by the floor rule: input 1x2x5, kernel 3, stride 2, pad 0 gives
+    H_out = (2 - 3) // 2 + 1 = 0. Offset and mask are shaped as a truncating
+    division would have it (H_out = 1, W_out = 2), so only the output-size
+    check can refuse the call."""
+    input = torch.randn(1, 2, 5, 4, dtype=torch.float64)
+    offset = torch.zeros(1, 1, 2, 2 * 9 * 2, dtype=torch.float64)
+    mask = torch.ones(1, 1, 2, 2 * 9, dtype=torch.float64)
+    return (input, offset, mask, 3, 3, 2, 2, 0, 0, 1, 1, 2, 2, 1.0, 256, False)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(warn_only=False):
+    """torch.use_deterministic_algorithms(True) inside, the previous setting after."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=was_warn_only)
+
+
+def assert_samples_the_right_neighbour(forward_op, backward_op, size, device, rows=512):
+    """Runs forward_op/backward_op (the registered ops' signatures) on float16
+    tensors of 1 x size x size x 64 (4 groups of 16 channels) where every
+    point samples its pixel's right neighbour exactly (1x1 kernel, dx = 1,
+    dy = 0), and checks the results in blocks of `rows` rows: the output and
+    grad_input are exact products, compared bitwise; grad_offset and grad_mask
+    are sums over 16 channels, compared within float16 rounding."""
+    group, group_channels = 4, 16
+    generator = torch.Generator(device=device).manual_seed(0)
+    input = torch.randn(1, size, size, group * group_channels, device=device, dtype=torch.float16,
+                        generator=generator)
+    offset = torch.zeros(1, size, size, group * 2, device=device, dtype=torch.float16)
+    offset[..., 0::2] = 1.0
+    mask = torch.rand(1, size, size, group, device=device, dtype=torch.float16, generator=generator)
+    args = (1, 1, 1, 1, 0, 0, 1, 1, group, group_channels, 1.0, 256, False)
+    output = forward_op(input, offset, mask, *args)
+    grad_output = torch.randn(output.shape, device=device, dtype=torch.float16, generator=generator)
+    grad_input, grad_offset, grad_mask = backward_op(input, offset, mask, grad_output, *args)
+    for top in range(0, size, rows):
+        bottom = min(top + rows, size)
+
+        def neighbour(t, dy, dx, top=top, bottom=bottom):
+            """t[ho + dy, wo + dx] for rows top:bottom, grouped, in float32; zero outside the image."""
+            block = t[:, top:min(bottom + dy, size)].float().view(1, -1, size, group, group_channels)[:, dy:, dx:]
+            out = torch.zeros(1, bottom - top, size, group, group_channels, device=device)
+            out[:, :block.shape[1], :block.shape[2]] = block
+            return out
+
+        m = mask[:, top:bottom].float().unsqueeze(-1)
+        go = neighbour(grad_output, 0, 0)
+        right = neighbour(input, 0, 1)  # the sampled pixel (weight 1); zero for the last column
+        assert torch.equal(output[:, top:bottom], (m * right).half().flatten(3)), f'output, rows {top}:{bottom}'
+        expected_grad_input = torch.zeros_like(go)
+        expected_grad_input[:, :, 1:] = (m * go)[:, :, :-1]
+        assert torch.equal(grad_input[:, top:bottom], expected_grad_input.half().flatten(3)), \
+            f'grad_input, rows {top}:{bottom}'
+        # At an integer location, d/dx (d/dy) of the bilinear weights gives
+        # the neighbour right of (below) the sampled pixel minus that pixel.
+        dot_right = (go * right).sum(-1)
+        dot_x = (go * neighbour(input, 0, 2)).sum(-1)
+        dot_y = (go * neighbour(input, 1, 1)).sum(-1)
+        expected = {'grad_mask': (grad_mask, dot_right),
+                    'grad_offset x': (grad_offset[..., 0::2], m[..., 0] * (dot_x - dot_right)),
+                    'grad_offset y': (grad_offset[..., 1::2], m[..., 0] * (dot_y - dot_right))}
+        for name, (actual, wanted) in expected.items():
+            torch.testing.assert_close(actual[:, top:bottom].float(), wanted, rtol=2e-3, atol=2e-3,
+                                       msg=lambda msg, name=name: f'{name}, rows {top}:{bottom}: {msg}')

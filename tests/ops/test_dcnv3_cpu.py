@@ -9,7 +9,8 @@ import torch
 
 from mmyolo_dcnv3.ops import dcnv3, dcnv3_reference
 from mmyolo_dcnv3.ops._library import compiled_kernels
-from tests.ops.dcnv3_testing import Case, forward_and_grads, sweep_cases
+from tests.ops.dcnv3_testing import (Case, assert_samples_the_right_neighbour, deterministic_algorithms,
+                                     forward_and_grads, sweep_cases, too_small_for_its_kernel)
 
 pytestmark = pytest.mark.skipif(not compiled_kernels().available('cpu'),
                                 reason='CPU kernels not built')
@@ -139,6 +140,31 @@ def test_backward_is_deterministic_and_independent_of_thread_count():
         torch.set_num_threads(threads)
     for a, b, c in zip(first, second, single):
         assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_cpu_backward_runs_in_deterministic_mode():
+    case = Case(group=2, group_channels=8)
+    tensors = case.tensors(dtype=torch.float32)
+    with deterministic_algorithms():
+        first = forward_and_grads(compiled, case, tensors)
+    for a, b in zip(first, forward_and_grads(compiled, case, tensors)):
+        assert torch.equal(a, b)
+
+
+def test_exact_sampling_of_the_right_neighbour_in_float16():
+    ops = torch.ops.mmyolo_dcnv3
+    assert_samples_the_right_neighbour(ops.dcnv3_forward, ops.dcnv3_backward, size=37, device='cpu', rows=8)
+
+
+def test_registered_ops_floor_the_output_size_like_python():
+    input, offset, mask, *args = too_small_for_its_kernel()
+    ops = torch.ops.mmyolo_dcnv3
+    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
+        ops.dcnv3_forward(input, offset, mask, *args)
+    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
+        ops.dcnv3_backward(input, offset, mask, torch.zeros(1, 1, 2, 4, dtype=torch.float64), *args)
+    with pytest.raises(ValueError, match='the output would be 0x2'):
+        dcnv3(input, offset, mask, *args)
 
 
 def test_cpu_autocast_runs_in_the_dtype_of_input():

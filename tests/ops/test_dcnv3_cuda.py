@@ -1,11 +1,21 @@
-"""The CUDA kernels (skipped without a GPU; tools/gpu_check.sh runs them)."""
+"""The CUDA kernels (skipped without a GPU; tools/gpu_check.sh runs them and
+counts a skip as a failure)."""
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from mmyolo_dcnv3.ops import dcnv3, dcnv3_reference
 from mmyolo_dcnv3.ops._library import compiled_kernels
-from tests.ops.dcnv3_testing import Case, forward_and_grads, sweep_cases
+from tests.ops.dcnv3_testing import (WARP_SHUFFLE_LIMITS, Case, assert_samples_the_right_neighbour,
+                                     at_storage_offset_1, deterministic_algorithms, forward_and_grads,
+                                     sweep_cases, too_small_for_its_kernel)
 from tests.ops.test_dcnv3_cpu import assert_matches_reference, compiled
+
+REPOSITORY_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 pytestmark = [
     pytest.mark.cuda,
@@ -60,21 +70,136 @@ def test_cuda_gradcheck_and_opcheck():
     tensors = case.tensors(device='cuda', requires_grad=True)
     assert torch.autograd.gradcheck(lambda *t: dcnv3(*t, *case.op_args()), tensors)
     torch.library.opcheck(torch.ops.mmyolo_dcnv3.dcnv3_forward.default, (*tensors, *case.op_args()))
+    grad_output = torch.randn(case.batch, *case.out_size, case.group * case.group_channels,
+                              dtype=torch.float64, device='cuda')
+    torch.library.opcheck(torch.ops.mmyolo_dcnv3.dcnv3_backward.default,
+                          (*[t.detach() for t in tensors], grad_output, *case.op_args()))
 
 
-def test_cuda_autocast_runs_in_the_dtype_of_input():
-    case = Case(group=4, group_channels=16)
+@pytest.mark.parametrize('dtype,group_channels,rtol,atol', WARP_SHUFFLE_LIMITS)
+def test_cuda_kernel_at_the_warp_shuffle_limits(dtype, group_channels, rtol, atol):
+    case = Case(batch=2, height=6, width=7, group=2, group_channels=group_channels, offset_std=1.5)
+    assert_matches_reference(case, dtype=dtype, rtol=rtol, atol=atol, device='cuda')
+
+
+# (dtype, group_channels) whose lanes reduce grad_offset/grad_mask by warp
+# shuffles: 4, 32, 32 and 32 lanes.
+SHUFFLED = [(torch.float32, 16), (torch.float32, 128), (torch.float64, 64), (torch.float16, 256)]
+
+
+@pytest.mark.parametrize('dtype,group_channels', SHUFFLED)
+def test_cuda_backward_twice_gives_bitwise_equal_offset_and_mask_gradients(dtype, group_channels):
+    case = Case(batch=2, height=24, width=24, group=2, group_channels=group_channels, offset_std=1.0)
+    input, offset, mask = case.tensors(dtype=dtype, device='cuda')
+    grad_output = torch.randn(case.batch, *case.out_size, 2 * group_channels, device='cuda').to(dtype)
+    backward = torch.ops.mmyolo_dcnv3.dcnv3_backward
+    first = backward(input, offset, mask, grad_output, *case.op_args())
+    for _ in range(3):
+        again = backward(input, offset, mask, grad_output, *case.op_args())
+        assert torch.equal(again[1], first[1]) and torch.equal(again[2], first[2])
+        # grad_input is accumulated with atomics: equal up to rounding only.
+        torch.testing.assert_close(again[0], first[0])
+
+
+@pytest.mark.parametrize('group_channels,atomic_gradients', [
+    (16, 'grad_input is accumulated with atomicAdd'),
+    (24, 'grad_input, grad_offset and grad_mask are accumulated with atomicAdd')])
+def test_cuda_backward_is_refused_in_deterministic_mode(group_channels, atomic_gradients):
+    case = Case(group=2, group_channels=group_channels)
+    tensors = case.tensors(dtype=torch.float32, device='cuda', requires_grad=True)
+    expected = re.escape(f'mmyolo_dcnv3::dcnv3_backward on CUDA ({atomic_gradients})')
+    with deterministic_algorithms():
+        output = dcnv3(*tensors, *case.op_args())  # the forward uses no atomics
+        with pytest.raises(RuntimeError, match=expected):
+            output.sum().backward()
+    with deterministic_algorithms(warn_only=True):
+        with pytest.warns(UserWarning, match=expected):
+            dcnv3(*tensors, *case.op_args()).sum().backward()
+
+
+def test_cuda_misaligned_input_and_grad_output_fall_back_to_narrower_loads():
+    case = Case(group=2, group_channels=8)
     input, offset, mask = case.tensors(dtype=torch.float32, device='cuda')
-    with torch.autocast('cuda', dtype=torch.float16):
-        output = dcnv3(input.half(), offset, mask, *case.op_args())
-        direct = compiled(input.half(), offset, mask, *case.op_args())
-    assert output.dtype == direct.dtype == torch.float16
-    expected = dcnv3_reference(input.half().double(), offset.half().double(), mask.half().double(),
-                               *case.op_args())
-    torch.testing.assert_close(output.double(), expected, rtol=5e-3, atol=5e-3)
+    grad_output = torch.randn(case.batch, *case.out_size, 16, device='cuda')
+    shifted_input, shifted_grad_output = at_storage_offset_1(input), at_storage_offset_1(grad_output)
+    ops = torch.ops.mmyolo_dcnv3
+    torch.testing.assert_close(ops.dcnv3_forward(shifted_input, offset, mask, *case.op_args()),
+                               ops.dcnv3_forward(input, offset, mask, *case.op_args()))
+    expected = ops.dcnv3_backward(input, offset, mask, grad_output, *case.op_args())
+    for inputs in ((shifted_input, offset, mask, grad_output), (input, offset, mask, shifted_grad_output)):
+        for actual, wanted in zip(ops.dcnv3_backward(*inputs, *case.op_args()), expected):
+            torch.testing.assert_close(actual, wanted, rtol=1e-4, atol=1e-5)
 
 
-def test_cuda_empty_batch():
-    case = Case(batch=0)
-    output, *grads = forward_and_grads(dcnv3, case, case.tensors(device='cuda'))
-    assert output.shape[0] == 0 and all(g.shape[0] == 0 for g in grads)
+def test_cuda_output_size_is_floored_like_python():
+    input, offset, mask, *args = (t.cuda() if isinstance(t, torch.Tensor) else t
+                                  for t in too_small_for_its_kernel())
+    ops = torch.ops.mmyolo_dcnv3
+    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
+        ops.dcnv3_forward(input, offset, mask, *args)
+    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
+        ops.dcnv3_backward(input, offset, mask, torch.zeros(1, 1, 2, 4, dtype=torch.float64, device='cuda'),
+                           *args)
+
+
+def check_kernels_run_on_the_current_stream():
+    """Forward and backward on a side stream whose inputs are written only
+    after a long sleep on that stream: a kernel launched on any other stream
+    would read the NaNs written before the sleep. Only device-to-device work
+    is queued, so the host never waits for the sleep."""
+    case = Case(batch=2, height=16, width=16, group=4, group_channels=16)
+    ops = torch.ops.mmyolo_dcnv3
+    tensors = case.tensors(dtype=torch.float32, device='cuda')
+    grad_output = torch.randn(case.batch, *case.out_size, 64, device='cuda')
+    expected = (ops.dcnv3_forward(*tensors, *case.op_args()),
+                *ops.dcnv3_backward(*tensors, grad_output, *case.op_args()))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        sources = [*tensors, grad_output]
+        targets = [torch.full_like(t, float('nan')) for t in sources]
+        torch.cuda._sleep(100_000_000)  # clock cycles: some 50 ms
+        for target, source in zip(targets, sources):
+            target.copy_(source)
+        actual = (ops.dcnv3_forward(*targets[:3], *case.op_args()),
+                  *ops.dcnv3_backward(*targets, *case.op_args()))
+    torch.cuda.current_stream().wait_stream(side)
+    for name, a, e in zip(('output', 'grad_input', 'grad_offset', 'grad_mask'), actual, expected):
+        torch.testing.assert_close(a, e, msg=lambda msg, name=name: f'{name}: {msg}')
+
+
+def test_cuda_kernels_run_on_the_callers_stream():
+    if os.environ.get('CUDA_LAUNCH_BLOCKING') != '1':
+        check_kernels_run_on_the_current_stream()
+        return
+    # Launches that wait for their kernel would hide a kernel on the wrong
+    # stream: check in a process without CUDA_LAUNCH_BLOCKING.
+    env = {k: v for k, v in os.environ.items() if k != 'CUDA_LAUNCH_BLOCKING'}
+    code = 'from tests.ops.test_dcnv3_cuda import check_kernels_run_on_the_current_stream as check; check()'
+    child = subprocess.run([sys.executable, '-c', code], cwd=REPOSITORY_DIR, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == 0, child.stdout + child.stderr
+
+
+def test_cuda_on_a_second_gpu():
+    if torch.cuda.device_count() < 2:
+        pytest.skip('needs two GPUs (tools/gpu_check.sh deselects this test on one)')
+    case = Case(group=4, group_channels=16)
+    tensors = case.tensors(device='cuda:1')
+    with torch.cuda.device(0):  # the current device is not the tensors'
+        actual = forward_and_grads(compiled, case, tensors)
+    assert all(t.device == torch.device('cuda:1') for t in actual)
+    expected = forward_and_grads(compiled, case, [t.cpu() for t in tensors])
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a.cpu(), e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_cuda_tensors_of_more_than_2_31_elements():
+    """Index arithmetic past 2**31 elements: float16 tensors of 5800 x 5800 x
+    64 = 2.15e9 elements."""
+    if torch.cuda.mem_get_info()[0] < 40e9:
+        pytest.skip('needs about 40 GB of free GPU memory')
+    assert 5800 * 5800 * 64 > 2**31
+    ops = torch.ops.mmyolo_dcnv3
+    assert_samples_the_right_neighbour(ops.dcnv3_forward, ops.dcnv3_backward, size=5800, device='cuda')
