@@ -47,8 +47,12 @@ def main(argv=None):
         images = None if is_video(args.input) else image_paths(args.input)
         inferencer = build_inferencer(args.config, args.checkpoint, args.device,
                                       allow_partial=args.allow_partial_checkpoint)
-    except (FileNotFoundError, CheckpointMismatchError) as error:
+    except FileNotFoundError as error:
         print(f'image_demo.py: error: {error}', file=sys.stderr)
+        return 2
+    except CheckpointMismatchError as error:
+        print(f'image_demo.py: error: {error}\n(--allow-partial-checkpoint draws with it anyway)',
+              file=sys.stderr)
         return 2
     if images is None:
         out_file = osp.join(args.out_dir, osp.basename(args.input))

@@ -75,8 +75,11 @@ def main(argv=None):
     cfg = build_config(args)
     try:
         check_inputs(args, cfg)
-    except (DatasetNotFoundError, CheckpointMismatchError) as error:
+    except DatasetNotFoundError as error:
         print(f'test.py: error: {error}', file=sys.stderr)
+        return 2
+    except CheckpointMismatchError as error:
+        print(f'test.py: error: {error}\n(--allow-partial-checkpoint evaluates it anyway)', file=sys.stderr)
         return 2
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
