@@ -63,13 +63,14 @@ def test_a_checkpoint_of_another_model_is_refused_before_anything_is_written(con
     assert not (tmp_path / 'out').exists()
 
 
-@pytest.mark.parametrize('args,message', [
-    (['--score-thr', '1.5'], '--score-thr must be in [0, 1], got 1.5'),
-    (['--out-dir', 'x'], "input 'no_such_input' does not exist"),
+@pytest.mark.parametrize('inputs,args,message', [
+    ('val', ['--score-thr', '1.5'], '--score-thr must be in [0, 1], got 1.5'),
+    ('no_such_input', [], "input 'no_such_input' does not exist"),
+    ('annotations', [], "holds no images (.jpg"),
 ])
-def test_bad_arguments_are_named(confident_checkpoint, args, message):
-    inputs = 'no_such_input' if 'input' in message else ROOT
-    result = run_command([sys.executable, DEMO, TOY_DCNV3, confident_checkpoint, inputs, *args], check=False)
+def test_bad_arguments_are_named(confident_checkpoint, toy_coco, inputs, args, message):
+    path = inputs if inputs == 'no_such_input' else os.path.join(toy_coco, inputs)
+    result = run_command([sys.executable, DEMO, TOY_DCNV3, confident_checkpoint, path, *args], check=False)
     assert result.returncode == 2 and message in result.stderr
 
 
