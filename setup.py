@@ -6,19 +6,39 @@ Two libraries of kernels, both loaded with ``torch.ops.load_library``:
   rules; always built.
 * ``mmyolo_dcnv3/_C_cuda``: the CUDA kernels; built when torch is a CUDA build
   and ``nvcc`` is found, or when ``FORCE_CUDA=1``; never when ``FORCE_CUDA=0``.
-  ``TORCH_CUDA_ARCH_LIST`` selects the GPU architectures as usual.
+  ``TORCH_CUDA_ARCH_LIST`` selects the GPU architectures as usual; when it
+  is not set and no GPU is visible, the common release architectures that
+  the installed ``nvcc`` supports are chosen (and the build log says so).
 
 The C++ standard follows the installed torch: C++20 from torch 2.14, C++17
 before.
+
+The package also carries, in OpenMMLab's layout, ``configs/`` and the Python
+``tools/`` under ``mmyolo_dcnv3/.mim/``, and ``mmyolo_dcnv3_config_scope.pth``
+(see ``mmyolo_dcnv3_config_scope.py``), so that ``_base_ =
+'mmyolo_dcnv3::yolov8_s_dcnv3_coco.py'`` works in configs anywhere.
+
+Build against the torch you run with: ``pip install --no-build-isolation .``
+(pip's default build isolation would compile against whatever torch it
+downloads into the build environment).
 """
 import glob
 import os
+import re
 import shutil
+import subprocess
+import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 from torch.utils.cpp_extension import BuildExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+CONFIG_SCOPE_PTH = 'mmyolo_dcnv3_config_scope.pth'
+# GPU architectures built when no GPU is visible to choose from (Turing to
+# Blackwell), as far as the installed nvcc supports them; the newest also as
+# PTX, so later GPUs can JIT-compile it.
+RELEASE_CUDA_ARCHS = ('7.5', '8.0', '8.6', '8.9', '9.0', '10.0', '12.0')
 
 
 def read_version():
@@ -43,6 +63,38 @@ def cuda_requested(torch):
     return torch.version.cuda is not None and CUDA_HOME is not None and (
         shutil.which('nvcc') is not None
         or os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc')))
+
+
+def nvcc_architectures(nvcc: str) -> list:
+    """The compute capabilities ``nvcc --list-gpu-arch`` names, as 'X.Y' strings."""
+    listing = subprocess.run([nvcc, '--list-gpu-arch'], capture_output=True, text=True, check=True).stdout
+    return [f'{m.group(1)}.{m.group(2)}' for m in re.finditer(r'^compute_(\d+)(\d)$', listing, re.MULTILINE)]
+
+
+def default_cuda_arch_list(supported: list) -> str:
+    """TORCH_CUDA_ARCH_LIST for a build without a GPU: the release architectures nvcc supports."""
+    chosen = [arch for arch in RELEASE_CUDA_ARCHS if arch in supported]
+    if not chosen:
+        raise SystemExit(f'setup.py: nvcc supports none of {", ".join(RELEASE_CUDA_ARCHS)} '
+                         f'(it lists {", ".join(supported) or "nothing"}); set TORCH_CUDA_ARCH_LIST')
+    return ';'.join(chosen) + '+PTX'
+
+
+def choose_cuda_arch_list(torch) -> None:
+    """Sets TORCH_CUDA_ARCH_LIST when it is unset and no GPU is visible.
+
+    Without it torch's extension builder asks the (absent) GPU for its
+    architecture and fails with an IndexError.
+    """
+    if os.environ.get('TORCH_CUDA_ARCH_LIST') or torch.cuda.is_available():
+        return
+    from torch.utils.cpp_extension import CUDA_HOME
+    nvcc = os.path.join(CUDA_HOME, 'bin', 'nvcc') if CUDA_HOME else shutil.which('nvcc')
+    arch_list = default_cuda_arch_list(nvcc_architectures(nvcc))
+    os.environ['TORCH_CUDA_ARCH_LIST'] = arch_list
+    print(f'setup.py: no GPU visible and TORCH_CUDA_ARCH_LIST not set: building the CUDA kernels for '
+          f'{arch_list} (set TORCH_CUDA_ARCH_LIST, e.g. to 9.0, to build for fewer GPUs, faster)',
+          file=sys.stderr)
 
 
 def cuda_include_dirs():
@@ -101,8 +153,17 @@ def cuda_include_dirs():
     return [*toolkit, links]
 
 
+def warn_if_isolated_torch(torch) -> None:
+    """The kernels only load into the torch they were compiled against."""
+    if 'pip-build-env' in torch.__file__:
+        print(f'setup.py: compiling against torch {torch.__version__} from pip\'s isolated build '
+              'environment; if the torch you run is another version the kernels will not load. '
+              'Install with `pip install --no-build-isolation .` to build against yours.', file=sys.stderr)
+
+
 def extensions():
     import torch
+    warn_if_isolated_torch(torch)
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     std = cxx_standard(torch.__version__)
@@ -125,6 +186,7 @@ def extensions():
         )
     ]
     if cuda_requested(torch):
+        choose_cuda_arch_list(torch)
         exts.append(
             CUDAExtension(
                 'mmyolo_dcnv3._C_cuda',
@@ -141,19 +203,57 @@ def extensions():
     return exts
 
 
-setup(
-    name='mmyolo-dcnv3',
-    version=read_version(),
-    description='DCNv3 (InternImage) for MMYOLO/YOLOv8: CPU and CUDA kernels, '
-    'modules, configs and tools',
-    long_description=open(os.path.join(ROOT, 'README.md')).read(),
-    long_description_content_type='text/markdown',
-    license='Apache-2.0',
-    python_requires='>=3.10,<3.12',
-    packages=find_packages(include=['mmyolo_dcnv3', 'mmyolo_dcnv3.*']),
-    ext_modules=extensions(),
-    # Plain shared libraries loaded by torch.ops.load_library: no ABI suffix.
-    cmdclass={'build_ext': BuildExtension.with_options(no_python_abi_suffix=True)},
-    install_requires=['torch>=2.4'],
-    zip_safe=False,
-)
+class BuildPyWithMimFolder(build_py):
+    """build_py that also lays out ``mmyolo_dcnv3/.mim/{configs,tools}`` and the config-scope .pth."""
+
+    def run(self):
+        super().run()
+        mim_dir = os.path.join(self.build_lib, 'mmyolo_dcnv3', '.mim')
+        for folder in ('configs', 'tools'):
+            target = os.path.join(mim_dir, folder)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(os.path.join(ROOT, folder), target,
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc', '*.sh'))
+        self.copy_file(os.path.join(ROOT, CONFIG_SCOPE_PTH), self.build_lib)
+
+
+OPENMMLAB_REQUIRES = [
+    # The versions this package is built and tested with (requirements/constraints.txt):
+    # mmyolo 0.6.0 needs mmcv < 2.1.0; mmcv has to be built with its ops for current torch.
+    'mmcv>=2.0.0,<2.1.0',
+    'mmengine>=0.10.7,<1.0.0',
+    'mmdet>=3.3.0,<3.4.0',
+    'mmyolo==0.6.0',
+]
+
+if __name__ == '__main__':
+    setup(
+        name='mmyolo-dcnv3',
+        version=read_version(),
+        description='DCNv3 (InternImage) for MMYOLO/YOLOv8: CPU and CUDA kernels, '
+        'modules, configs and tools',
+        long_description=open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read(),
+        long_description_content_type='text/markdown',
+        license='Apache-2.0',
+        license_files=['LICENSE'],
+        keywords='DCNv3, InternImage, deformable convolution, YOLOv8, MMYOLO, OpenMMLab',
+        classifiers=[
+            'Programming Language :: Python :: 3.10',
+            'Programming Language :: Python :: 3.11',
+            'Operating System :: POSIX :: Linux',
+            'Topic :: Scientific/Engineering :: Artificial Intelligence',
+        ],
+        python_requires='>=3.10,<3.12',
+        packages=find_packages(include=['mmyolo_dcnv3', 'mmyolo_dcnv3.*']),
+        py_modules=['mmyolo_dcnv3_config_scope'],
+        ext_modules=extensions(),
+        cmdclass={
+            'build_py': BuildPyWithMimFolder,
+            # Plain shared libraries loaded by torch.ops.load_library: no ABI suffix.
+            'build_ext': BuildExtension.with_options(no_python_abi_suffix=True),
+        },
+        # The op (mmyolo_dcnv3.ops) needs torch alone; the models, configs and tools need OpenMMLab.
+        install_requires=['torch>=2.4'],
+        extras_require={'openmmlab': OPENMMLAB_REQUIRES},
+        zip_safe=False,
+    )

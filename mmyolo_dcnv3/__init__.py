@@ -12,11 +12,16 @@ import os
 # albumentations (in YOLOv8's pipelines) otherwise asks the network for updates.
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 
+import mmyolo_dcnv3_config_scope
+
 from . import ops
 from .version import __version__
 
+# `_base_ = 'mmyolo_dcnv3::...'` in configs (installed packages do this at start-up already).
+mmyolo_dcnv3_config_scope.install()
+
 if importlib.util.find_spec('mmengine') is not None:
-    from . import compat, models  # noqa: F401  (models: registers the modules)
+    from . import compat, hooks, models  # noqa: F401  (hooks, models: register the modules)
     compat.apply()
 
 __all__ = ['ops', '__version__']

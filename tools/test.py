@@ -4,7 +4,10 @@
     python tools/test.py CONFIG CKPT --json-prefix results/pred --out results/pred.pkl --show-dir vis
 
 Prints the 12 standard COCO numbers (AP/AR at the usual IoUs, areas and
-detection counts).
+detection counts). Before anything is built or written, it stops with a clear
+message if the test data the config names is missing (point it elsewhere with
+--cfg-options data_root=DIR) or if the checkpoint does not match the config's
+model (missing and unexpected keys named; --allow-partial-checkpoint accepts it).
 """
 import argparse
 import os.path as osp
@@ -14,8 +17,11 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
+from mmyolo_dcnv3.checkpoint import CheckpointMismatchError
 from mmyolo_dcnv3.compat import init_cpu_distributed
-from mmyolo_dcnv3.runner_config import add_runner_arguments, check_runner_arguments, load_runner_config
+from mmyolo_dcnv3.dataset_checks import DatasetNotFoundError, check_dataset_paths
+from mmyolo_dcnv3.runner_config import (add_partial_checkpoint_argument, add_runner_arguments,
+                                        check_checkpoint_matches, check_runner_arguments, load_runner_config)
 
 
 def parse_args(argv=None):
@@ -26,6 +32,7 @@ def parse_args(argv=None):
     parser.add_argument('--json-prefix', help='also write the COCO-format detections to PREFIX.bbox.json')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (the config\'s tta_model)')
     parser.add_argument('--show-dir', help='draw predictions and ground truth into this folder')
+    add_partial_checkpoint_argument(parser)
     add_runner_arguments(parser)
     args = parser.parse_args(argv)
     check_runner_arguments(parser, args)
@@ -56,9 +63,24 @@ def build_config(args) -> Config:
     return cfg
 
 
+def check_inputs(args, cfg) -> None:
+    """The test data exists and the checkpoint fits the model (the plain one under --tta)."""
+    check_dataset_paths(cfg, ['test_dataloader'], args.config)
+    check_checkpoint_matches(cfg.model.module if args.tta else cfg.model, args.checkpoint,
+                             cfg.get('default_scope', 'mmdet'), allow_partial=args.allow_partial_checkpoint)
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    try:
+        check_inputs(args, cfg)
+    except DatasetNotFoundError as error:
+        print(f'test.py: error: {error}', file=sys.stderr)
+        return 2
+    except CheckpointMismatchError as error:
+        print(f'test.py: error: {error}\n(--allow-partial-checkpoint evaluates it anyway)', file=sys.stderr)
+        return 2
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     if args.out:

@@ -3,7 +3,10 @@
     python tools/train.py configs/yolov8_s_dcnv3_coco.py [--work-dir DIR] [--amp] [--resume [CKPT]]
     torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch
 
-Also works on machines without a GPU, distributed too (gloo backend).
+Also works on machines without a GPU, distributed too (gloo backend). Before
+anything is built or written, it stops with a clear message if the data the
+config names (training and validation) is missing (point it elsewhere with
+--cfg-options data_root=DIR) or the config's load_from file does not exist.
 """
 import argparse
 import os.path as osp
@@ -14,6 +17,7 @@ from mmengine.runner import Runner
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.compat import init_cpu_distributed
+from mmyolo_dcnv3.dataset_checks import check_dataset_paths
 from mmyolo_dcnv3.runner_config import add_runner_arguments, check_runner_arguments, load_runner_config
 
 
@@ -43,9 +47,24 @@ def build_config(args) -> Config:
     return cfg
 
 
+def check_inputs(args, cfg) -> None:
+    """The training (and validation) data and the load_from checkpoint exist."""
+    loaders = ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
+    check_dataset_paths(cfg, loaders, args.config)
+    load_from = cfg.get('load_from')
+    if load_from and not cfg.get('resume') and '://' not in load_from and not osp.isfile(load_from):
+        raise FileNotFoundError(f'{args.config}: load_from {load_from!r} does not exist (set it with '
+                                f'--cfg-options load_from=PATH)')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    try:
+        check_inputs(args, cfg)
+    except FileNotFoundError as error:  # a DatasetNotFoundError or a missing load_from
+        print(f'train.py: error: {error}', file=sys.stderr)
+        return 2
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()

@@ -3,13 +3,15 @@ import copy
 from typing import Optional, Sequence
 
 from mmyolo.models.backbones import YOLOv8CSPDarknet
+from mmyolo.models.layers import CSPLayerWithTwoConv
 from mmyolo.registry import MODELS
 
-from ..layers import CSPLayerWithTwoConvDCNv3, DCNv3
+from ..layers import CSPLayerWithTwoConvDCNv3
+from .dcnv3_stages import DCNv3StagesMixin
 
 
 @MODELS.register_module()
-class YOLOv8CSPDarknetDCNv3(YOLOv8CSPDarknet):
+class YOLOv8CSPDarknetDCNv3(DCNv3StagesMixin, YOLOv8CSPDarknet):
     """MMYOLO's ``YOLOv8CSPDarknet`` whose chosen stages use DCNv3 C2f layers.
 
     Args:
@@ -27,32 +29,16 @@ class YOLOv8CSPDarknetDCNv3(YOLOv8CSPDarknet):
     other or MMYOLO's class.
     """
 
+    plain_csp_layer = CSPLayerWithTwoConv
+
     def __init__(self, dcn_stages: Sequence[bool] = (False, False, True, True),
-                 dcnv3_cfg: Optional[dict] = None, **kwargs):
-        dcn_stages = tuple(dcn_stages)
-        if len(dcn_stages) != 4 or not all(isinstance(flag, bool) for flag in dcn_stages):
-            raise ValueError(f'YOLOv8CSPDarknetDCNv3: dcn_stages must be 4 booleans, got {dcn_stages!r}')
-        if dcnv3_cfg is not None and not isinstance(dcnv3_cfg, dict):
-            raise TypeError(f'YOLOv8CSPDarknetDCNv3: dcnv3_cfg must be a dict, got {dcnv3_cfg!r}')
-        self.dcn_stages = dcn_stages
-        self.dcnv3_cfg = dict(dcnv3_cfg or {})
+                 dcnv3_cfg: Optional[dict] = None, arch: str = 'P5', **kwargs):
         # An instance attribute: the parent writes last_stage_out_channels into it.
         self.arch_settings = copy.deepcopy(type(self).arch_settings)
-        super().__init__(**kwargs)
+        self.set_dcnv3_stages(dcn_stages, dcnv3_cfg, num_stages=len(self.arch_settings[arch]))
+        super().__init__(arch=arch, **kwargs)
 
-    def build_stage_layer(self, stage_idx: int, setting: list) -> list:
-        stage = super().build_stage_layer(stage_idx, setting)
-        if self.dcn_stages[stage_idx]:
-            plain = stage[1]
-            stage[1] = CSPLayerWithTwoConvDCNv3(
-                plain.main_conv.in_channels, plain.final_conv.out_channels,
-                num_blocks=len(plain.blocks), add_identity=setting[3], dcnv3_cfg=self.dcnv3_cfg,
-                norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
-        return stage
-
-    def init_weights(self):
-        """The parent's initialisation, then the DCNv3 offset/mask predictors back to zero."""
-        super().init_weights()
-        for module in self.modules():
-            if isinstance(module, DCNv3):
-                module.reset_parameters()
+    def build_dcnv3_csp_layer(self, plain, setting):
+        return CSPLayerWithTwoConvDCNv3(
+            plain.main_conv.in_channels, plain.final_conv.out_channels, num_blocks=len(plain.blocks),
+            add_identity=setting[3], dcnv3_cfg=self.dcnv3_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)

@@ -1,0 +1,54 @@
+"""Shared fixtures: the toy COCO dataset and a subprocess runner for the command lines."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY_CLASSES = ('ellipse', 'triangle', 'rectangle', 'star', 'cross')
+
+
+def run_command(args, env=None, check=True, timeout=900, cwd=None):
+    """Runs a command with the checkout importable; fails with its output when it fails."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    result = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{" ".join(map(str, args))} failed ({result.returncode}):\n'
+                             f'{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
+    return result
+
+
+@pytest.fixture(scope='session')
+def toy_coco(tmp_path_factory):
+    """8 training and 4 validation images of 128 px (tools/make_toy_coco.py); the root ends with '/'."""
+    root = tmp_path_factory.mktemp('toy_coco_shared')
+    run_command([sys.executable, os.path.join(ROOT, 'tools', 'make_toy_coco.py'), '--out', str(root),
+                 '--train-images', '8', '--val-images', '4', '--image-size', '128'])
+    return str(root) + '/'
+
+
+def save_initialised_checkpoint(config: str, out_path: str, classes=None, cls_bias=None) -> str:
+    """A checkpoint of the config's model as initialised (no training), as mmengine saves one.
+
+    ``classes`` go into its dataset_meta; ``cls_bias`` (a YOLOv8 head) sets
+    the classification biases, so that every anchor scores sigmoid(cls_bias)
+    and the drawn pictures have boxes.
+    """
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    import mmyolo_dcnv3  # noqa: F401
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if cls_bias is not None:
+        for branch in model.bbox_head.head_module.cls_preds:
+            torch.nn.init.constant_(branch[-1].bias, cls_bias)
+    meta = dict(dataset_meta=dict(classes=tuple(classes))) if classes else {}
+    torch.save(dict(meta=meta, state_dict=model.state_dict()), out_path)
+    return out_path

@@ -1,0 +1,190 @@
+"""The installable package: metadata, the .mim layout, `mmyolo_dcnv3::` configs from anywhere, CUDA archs.
+
+The cheap tests lay the package out as a wheel installs it (setup.py's
+build_py: sources, .mim/configs, .mim/tools, the start-up .pth; plus the
+kernels built in the checkout) in a fresh virtual environment that sees the
+shared environment's packages but not this checkout, and use it from a
+temporary folder. The slow test builds the real wheel (`pip wheel`,
+FORCE_CUDA=0: minutes on 2 cores), installs it there and trains through
+`mim train mmyolo` from outside the checkout.
+"""
+import email
+import glob
+import importlib.util
+import os
+import shutil
+import site
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+from packaging.specifiers import SpecifierSet
+
+from tests.conftest import ROOT, run_command
+
+USER_CONFIG = "_base_ = 'mmyolo_dcnv3::yolov8_s_dcnv3_coco.py'\n"
+LOAD_USER_CONFIG = ('from mmengine.config import Config\n'
+                    'cfg = Config.fromfile("my_config.py")\n'
+                    'import mmyolo_dcnv3\n'
+                    'print("backbone", cfg.model.backbone.type)\n'
+                    'print("package", mmyolo_dcnv3.__file__)\n')
+
+
+def load_setup_module():
+    spec = importlib.util.spec_from_file_location('mmyolo_dcnv3_setup', os.path.join(ROOT, 'setup.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # not __main__: defines the helpers, runs no setup()
+    return module
+
+
+def make_env_outside_checkout(path):
+    """A venv whose site-packages sees the shared environment's packages (not its .pth files, so not
+    this checkout's editable install) and nothing of the checkout."""
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(path)], check=True)
+    venv_site = glob.glob(os.path.join(str(path), 'lib', 'python*', 'site-packages'))[0]
+    with open(os.path.join(venv_site, 'shared_environment.pth'), 'w') as f:
+        f.write('\n'.join(site.getsitepackages()) + '\n')
+    return os.path.join(str(path), 'bin', 'python'), venv_site
+
+
+def run_outside(python, args, cwd, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    return subprocess.run([python, *args], capture_output=True, text=True, cwd=cwd, env=env, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def laid_out_package(tmp_path_factory):
+    """setup.py build_py's output (what a wheel holds, kernels aside) and its metadata."""
+    out = tmp_path_factory.mktemp('build_py')
+    run_command([sys.executable, 'setup.py', '-q', 'build_py', '--build-lib', str(out / 'lib'),
+                 'egg_info', '--egg-base', str(out)], env=dict(FORCE_CUDA='0'), cwd=ROOT)
+    for library in glob.glob(os.path.join(ROOT, 'mmyolo_dcnv3', '_C*.so')):
+        shutil.copy(library, out / 'lib' / 'mmyolo_dcnv3')
+    return out
+
+
+def test_package_data_holds_configs_tools_and_the_config_scope_hook(laid_out_package):
+    lib = laid_out_package / 'lib'
+    for config in ('yolov8_s_dcnv3_coco.py', '_base_/yolov8_dcnv3_backbone.py', 'demo/yolov8_n_toy.py',
+                   'custom_dataset/yolov8_s_dcnv3_finetune_custom.py', 'rtmdet/rtmdet_s_dcnv3_coco.py',
+                   'mmdet/faster-rcnn_r50-dcnv3-c3-c5_fpn_1x_coco.py'):
+        assert (lib / 'mmyolo_dcnv3' / '.mim' / 'configs' / config).is_file(), config
+    for tool in ('train.py', 'test.py', 'image_demo.py'):
+        assert (lib / 'mmyolo_dcnv3' / '.mim' / 'tools' / tool).is_file(), tool
+    assert not list((lib / 'mmyolo_dcnv3' / '.mim' / 'tools').glob('*.sh'))
+    assert (lib / 'mmyolo_dcnv3_config_scope.py').is_file()
+    assert (lib / 'mmyolo_dcnv3_config_scope.pth').read_text().startswith('import mmyolo_dcnv3_config_scope')
+
+
+def test_metadata_names_version_license_python_and_torch(laid_out_package):
+    info = email.message_from_string((laid_out_package / 'mmyolo_dcnv3.egg-info' / 'PKG-INFO').read_text())
+    assert info['Name'] == 'mmyolo-dcnv3' and info['Version'] == load_setup_module().read_version()
+    assert SpecifierSet(info['Requires-Python']) == SpecifierSet('>=3.10,<3.12')
+    assert info['License'] == 'Apache-2.0' or 'Apache-2.0' in info.get('License-Expression', '')
+    assert 'torch>=2.4' in info.get_all('Requires-Dist')
+    assert any(r.startswith('mmyolo==0.6.0') and 'openmmlab' in r for r in info.get_all('Requires-Dist'))
+    assert '## Use it from your own project' in info.get_payload()
+    assert (laid_out_package / 'mmyolo_dcnv3.egg-info' / 'SOURCES.txt').read_text().count('LICENSE') == 1
+
+
+def test_mmyolo_dcnv3_configs_inherit_from_any_folder_without_importing_the_package(laid_out_package, tmp_path):
+    python, venv_site = make_env_outside_checkout(tmp_path / 'venv')
+    for entry in os.listdir(laid_out_package / 'lib'):
+        source = laid_out_package / 'lib' / entry
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, os.path.join(venv_site, entry))
+    work = tmp_path / 'my_project'
+    work.mkdir()
+    (work / 'my_config.py').write_text(USER_CONFIG)
+    # Config.fromfile first: the `mmyolo_dcnv3::` base resolves before anything imports mmyolo_dcnv3.
+    result = run_outside(python, ['-c', LOAD_USER_CONFIG], cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'backbone YOLOv8CSPDarknetDCNv3' in result.stdout
+    assert f'package {venv_site}' in result.stdout  # the installed copy, not the checkout
+    # A missing config is named with the folder it was looked for in.
+    (work / 'bad_config.py').write_text("_base_ = 'mmyolo_dcnv3::no_such_config.py'\n")
+    result = run_outside(python, ['-c', 'from mmengine.config import Config; Config.fromfile("bad_config.py")'],
+                         cwd=work)
+    assert result.returncode != 0
+    assert "no config 'no_such_config.py' in " + os.path.join(venv_site, 'mmyolo_dcnv3', '.mim', 'configs') \
+        in result.stderr
+
+
+def test_source_checkout_resolves_mmyolo_dcnv3_configs_to_its_configs_folder(tmp_path):
+    import mmyolo_dcnv3  # noqa: F401  (installs the resolver)
+    from mmengine.config import Config
+    config = tmp_path / 'my_config.py'
+    config.write_text(USER_CONFIG + 'model = dict(backbone=dict(dcnv3_cfg=dict(group=8)))\n')
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.backbone.type == 'YOLOv8CSPDarknetDCNv3' and cfg.model.backbone.dcnv3_cfg.group == 8
+    assert cfg.custom_imports.imports == ['mmyolo_dcnv3']
+
+
+def test_setup_picks_the_release_architectures_nvcc_supports():
+    setup_module = load_setup_module()
+    supported = ['5.0', '6.0', '7.5', '8.0', '8.6', '8.9', '9.0', '10.0', '12.0', '12.1']
+    assert setup_module.default_cuda_arch_list(supported) == '7.5;8.0;8.6;8.9;9.0;10.0;12.0+PTX'
+    assert setup_module.default_cuda_arch_list(['7.0', '7.5', '8.0']) == '7.5;8.0+PTX'
+    with pytest.raises(SystemExit, match='set TORCH_CUDA_ARCH_LIST'):
+        setup_module.default_cuda_arch_list(['3.5', '5.0'])
+
+
+def test_setup_sets_and_announces_an_arch_list_only_when_no_gpu_is_visible_and_none_is_given(
+        tmp_path, monkeypatch, capsys):
+    import torch.utils.cpp_extension as cpp_extension
+    setup_module = load_setup_module()
+    nvcc = tmp_path / 'bin' / 'nvcc'
+    nvcc.parent.mkdir()
+    nvcc.write_text('#!/bin/sh\n[ "$1" = --list-gpu-arch ] && printf "compute_75\\ncompute_80\\ncompute_86\\n'
+                    'compute_89\\ncompute_90\\ncompute_100\\ncompute_120\\n"\n')
+    nvcc.chmod(0o755)
+    monkeypatch.setattr(cpp_extension, 'CUDA_HOME', str(tmp_path))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setenv('TORCH_CUDA_ARCH_LIST', '9.0')
+    setup_module.choose_cuda_arch_list(torch)
+    assert os.environ['TORCH_CUDA_ARCH_LIST'] == '9.0' and capsys.readouterr().err == ''
+    monkeypatch.delenv('TORCH_CUDA_ARCH_LIST')
+    setup_module.choose_cuda_arch_list(torch)
+    assert os.environ['TORCH_CUDA_ARCH_LIST'] == '7.5;8.0;8.6;8.9;9.0;10.0;12.0+PTX'
+    assert 'no GPU visible and TORCH_CUDA_ARCH_LIST not set' in capsys.readouterr().err
+    if torch.version.cuda is not None:
+        # torch's builder accepts the list: no IndexError from asking an absent GPU.
+        flags = cpp_extension._get_cuda_arch_flags()
+        assert '-gencode=arch=compute_90,code=sm_90' in flags
+
+
+@pytest.mark.slow
+def test_wheel_carries_kernels_and_configs_and_trains_with_mim_from_outside_the_checkout(tmp_path, toy_coco):
+    wheels = tmp_path / 'wheels'
+    run_command([sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation', '--no-deps', '-w', str(wheels),
+                 ROOT], env=dict(FORCE_CUDA='0'), timeout=1800)
+    wheel = next(wheels.glob('mmyolo_dcnv3-*.whl'))
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in ('mmyolo_dcnv3/_C.so', 'mmyolo_dcnv3/.mim/configs/yolov8_s_dcnv3_coco.py',
+                     'mmyolo_dcnv3/.mim/tools/train.py', 'mmyolo_dcnv3_config_scope.py',
+                     'mmyolo_dcnv3_config_scope.pth'):
+        assert required in names, required
+    assert any(n.endswith('.dist-info/licenses/LICENSE') or n.endswith('.dist-info/LICENSE') for n in names)
+    python, venv_site = make_env_outside_checkout(tmp_path / 'venv')
+    run_command([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', str(wheel)])
+    work = tmp_path / 'my_project'
+    work.mkdir()
+    ann = toy_coco + 'annotations/instances_val.json'
+    (work / 'my_config.py').write_text(
+        "_base_ = 'mmyolo_dcnv3::demo/yolov8_n_dcnv3_toy.py'\n"
+        f"data_root = '{toy_coco}'\n"
+        "train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, "
+        "dataset=dict(data_root=data_root))\n"
+        "val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))\n"
+        "test_dataloader = val_dataloader\n"
+        f"val_evaluator = dict(ann_file='{ann}')\ntest_evaluator = val_evaluator\n"
+        "train_cfg = dict(max_epochs=1, val_interval=1)\n")
+    result = run_outside(python, ['-m', 'mim', 'train', 'mmyolo', 'my_config.py', '--gpus', '0',
+                                  '--work-dir', 'work'], cwd=work, timeout=900)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    assert 'Epoch(train) [1][2/2]' in log and 'coco/bbox_mAP' in log
+    assert (work / 'work' / 'epoch_1.pth').is_file()
+    where = run_outside(python, ['-c', 'import mmyolo_dcnv3; print(mmyolo_dcnv3.__file__)'], cwd=work)
+    assert where.stdout.startswith(os.path.join(venv_site, 'mmyolo_dcnv3')), where.stdout + where.stderr
