@@ -123,5 +123,8 @@ if ! "$PY" -m pip show -q mmyolo-dcnv3 >/dev/null 2>&1; then
   # compat mode builds in place through build/, so it reuses the objects above.
   pip_install --no-build-isolation --no-deps --config-settings editable_mode=compat -e "$ROOT"
 fi
+# An editable install carries no start-up .pth; `_base_ = 'mmyolo_dcnv3::...'`
+# in a user's config needs it (see mmyolo_dcnv3_config_scope.py).
+cp "$ROOT/mmyolo_dcnv3_config_scope.pth" "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 "$PY" -c "import mmcv.ops, mmyolo, mmyolo_dcnv3" || die "the environment was installed but does not import; see the error above."
 say "ready: $VENV (torch $TORCH_VER, mmcv $MMCV_VERSION)"
