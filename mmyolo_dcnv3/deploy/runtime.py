@@ -15,6 +15,10 @@ class OnnxModel:
         runtime: ``'onnxruntime'`` or ``'openvino'``.
         threads: CPU threads the runtime may use (None: its default).
 
+    Attributes:
+        input_names, output_names: the graph's, in order.
+        input_shape: the first input's shape, None for each dynamic dimension.
+
     Raises:
         ValueError: unknown runtime; FileNotFoundError: no such file;
         ImportError: the runtime's package is not installed (says how to install it).
@@ -42,6 +46,8 @@ class OnnxModel:
                 options.inter_op_num_threads = 1
             self._session = module.InferenceSession(path, options, providers=['CPUExecutionProvider'])
             self.input_names = [i.name for i in self._session.get_inputs()]
+            first = self._session.get_inputs()[0].shape
+            self.input_shape = tuple(d if isinstance(d, int) else None for d in first)
             self.output_names = [o.name for o in self._session.get_outputs()]
         else:
             core = module.Core()
@@ -50,6 +56,8 @@ class OnnxModel:
             config['INFERENCE_PRECISION_HINT'] = 'f32'
             self._compiled = core.compile_model(core.read_model(path), 'CPU', config)
             self.input_names = [i.get_any_name() for i in self._compiled.inputs]
+            first = self._compiled.inputs[0].get_partial_shape()
+            self.input_shape = tuple(d.get_length() if d.is_static else None for d in first)
             self.output_names = [o.get_any_name() for o in self._compiled.outputs]
 
     def __call__(self, *inputs: np.ndarray) -> List[np.ndarray]:
