@@ -319,7 +319,7 @@ def main(argv=None):
               f'(difference {r["onnx_bbox_mAP"] - r["bbox_mAP"]:+.4f})', flush=True)
 
     phase('5/7 parameters, FLOPs and CPU latency (PyTorch and ONNX Runtime)')
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
     image_size = Config.fromfile(MODELS['YOLOv8-n']).img_scale[0]
     val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))
     from mmyolo_dcnv3.deploy.detector import OnnxDetector
@@ -327,10 +327,7 @@ def main(argv=None):
     detectors = {label: load_detector(r['config'], r['checkpoint']) for label, r in results['models'].items()}
     predictors = {label: functools.partial(predict, *detector) for label, detector in detectors.items()}
     for label, r in results['models'].items():
-        cfg = Config.fromfile(r['config'])
-        cfg.merge_from_dict({key: DictAction._parse_iterable(value)
-                             for key, value in (option.split('=', 1) for option in data_options(args))})
-        predictors[label + ' (ONNX Runtime)'] = OnnxDetector(cfg, r['onnx']).predict
+        predictors[label + ' (ONNX Runtime)'] = OnnxDetector(Config.fromfile(r['config']), r['onnx']).predict
     latency = cpu_latency_ms(predictors, val_images[:args.latency_images])
     for label, r in results['models'].items():
         params, flops = complexity(r['config'], image_size)

@@ -19,9 +19,10 @@ if dcnv3_implementation('cpu') != 'compiled':
 
 from mmengine.config import Config  # noqa: E402
 
-from mmyolo_dcnv3.deploy import OnnxModel, onnx_domains  # noqa: E402
+from mmyolo_dcnv3.deploy import OnnxModel, export_onnx, onnx_domains  # noqa: E402
 from mmyolo_dcnv3.deploy.detector import (ExportableYOLOv8, NmsSettings, OnnxDetector, export_detector,  # noqa: E402
-                                          network_input_size, preprocess_images, read_metadata)
+                                          multiclass_nms, network_input_size, nms_translation_table,
+                                          preprocess_images, read_metadata)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, 'tools')
@@ -272,3 +273,35 @@ def test_example_detects_without_torch_or_openmmlab(trained, exported, toy, tmp_
             assert row[1] == classes[label]
             assert box_iou(np.float32([row[3:]]), box[None])[0, 0] >= 0.98
     assert expected > 0
+
+
+class NmsOnly(torch.nn.Module):
+    def __init__(self, settings):
+        super().__init__()
+        self.settings = settings
+
+    def forward(self, boxes, scores):
+        s = self.settings
+        return multiclass_nms(boxes, scores, s.iou_threshold, s.score_threshold, s.max_detections)
+
+
+def test_onnx_nms_graph_keeps_what_mmcv_batched_nms_keeps(tmp_path):
+    """ONNX NonMaxSuppression + per-image top-k against the eager op (mmcv's batched_nms),
+    with a dynamic batch, an image without any box above the threshold, and more
+    survivors than max_detections."""
+    g = torch.Generator().manual_seed(0)
+    corner = torch.rand(3, 300, 2, generator=g) * 100
+    boxes = torch.cat([corner, corner + 5 + 30 * torch.rand(3, 300, 2, generator=g)], -1)
+    scores = torch.rand(3, 300, 4, generator=g)
+    scores[1] *= 0.2  # nothing above the threshold
+    settings = NmsSettings(score_threshold=0.25, iou_threshold=0.5, max_detections=40)
+    batch = torch.export.Dim('batch', max=16)
+    path = export_onnx(NmsOnly(settings).eval(), (boxes, scores), str(tmp_path / 'nms.onnx'),
+                       extra_translations=nms_translation_table(18), dynamic_shapes=({0: batch}, {0: batch}))
+    assert onnx_domains(path) == ['']
+    expected = [t.numpy() for t in NmsOnly(settings)(boxes, scores)]
+    actual = OnnxModel(path)(boxes.numpy(), scores.numpy())
+    assert expected[0].ravel().tolist() == actual[0].ravel().tolist()
+    assert expected[0][0, 0] == 40 and expected[0][1, 0] == 0
+    for want, got in zip(expected[1:], actual[1:]):
+        assert want.shape == got.shape and np.allclose(want, got, atol=1e-6)

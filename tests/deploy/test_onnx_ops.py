@@ -15,7 +15,8 @@ pytest.importorskip('onnxruntime', reason='deployment packages not installed (re
 if dcnv3_implementation('cpu') != 'compiled':
     pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
 
-from mmyolo_dcnv3.deploy import OnnxModel, check_translation, export_onnx, onnx_domains  # noqa: E402
+from mmyolo_dcnv3.deploy import (OnnxModel, check_translation, dcnv3_translation_table, export_onnx,  # noqa: E402
+                                 onnx_domains)
 from mmyolo_dcnv3.deploy.onnx_ops import deformconv_point_order, point_taps  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -185,6 +186,12 @@ def test_missing_runtime_says_what_to_install(exported_sweep, monkeypatch):
     monkeypatch.setitem(sys.modules, 'openvino', None)
     with pytest.raises(ImportError, match="'openvino' is not installed.*requirements/deploy.txt"):
         OnnxModel(path, 'openvino')
+
+
+def test_missing_onnxscript_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'onnxscript', None)
+    with pytest.raises(ImportError, match='needs onnx and onnxscript.*requirements/deploy.txt'):
+        dcnv3_translation_table('gridsample', 18)
 
 
 def test_op_translations_import_and_export_without_openmmlab(tmp_path):
