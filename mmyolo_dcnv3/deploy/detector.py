@@ -297,7 +297,7 @@ def export_detector(detector: nn.Module, cfg, path: str, *, input_size: Optional
     Args:
         input_size: (height, width) of the network input; default the test
             pipeline's letterbox size. Multiples of the largest stride.
-        batch_size: the example batch (fixed unless ``dynamic``).
+        batch_size: the batch of the file (unless ``dynamic``).
         dynamic: batch, height and width dynamic in the file.
         translation, opset: the DCNv3 translation (see :mod:`.onnx_ops`).
         nms: put NMS in the graph with these settings, or None for raw outputs.
@@ -315,7 +315,8 @@ def export_detector(detector: nn.Module, cfg, path: str, *, input_size: Optional
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
     wrapper = ExportableYOLOv8(detector, nms).eval()
-    example = torch.rand(batch_size, 3, height, width)
+    # torch.export treats a dimension of size 1 as fixed: a dynamic batch is traced with 2.
+    example = torch.rand(max(batch_size, 2) if dynamic else batch_size, 3, height, width)
     dynamic_shapes = None
     if dynamic:
         # Height and width stay multiples of the largest stride.
