@@ -1,18 +1,25 @@
-"""Times the DCNv3 implementations side by side, in one run.
+"""Times the compiled DCNv3 kernel against what a user would run instead, in one run.
 
-For each shape (N, H, W, C, group) with a 3x3 kernel it measures, as the
-median of several repetitions after a warm-up:
+For each shape (N, H, W, C, group) with a 3x3 kernel, stride 1, pad 1, it
+times forward and forward+backward (gradients of every input) of:
 
-* forward and forward+backward of the pure-PyTorch reference and of the
-  compiled kernel;
-* torchvision's ``deform_conv2d`` (DCNv2: same kernel size, channels and
+* ``compiled``: our kernel (``torch.ops.mmyolo_dcnv3.dcnv3_forward``), in the
+  chosen dtype and, on the side, in bfloat16;
+* ``grid_sample``: DCNv3 through ``F.grid_sample`` with autograd
+  (:func:`mmyolo_dcnv3.ops.grid_sample.dcnv3_grid_sample`, InternImage's
+  fallback approach): what runs without our kernels;
+* ``depthwise``: a depthwise 3x3 convolution of the same shape, channels-last
+  (the cost floor of a 3x3 spatial mix; oneDNN/cuDNN);
+* ``dcnv2``: torchvision's ``deform_conv2d`` (DCNv2, same kernel, channels and
   offset groups, with its dense C x C weight), where torchvision is installed.
 
-It reports the compiled kernel's speed-up over the reference, its achieved
-GFLOP/s (10 flops per output channel per sampling point) against a float32
-matmul measured in the same run and, on a GPU, its achieved GB/s (compulsory
-traffic: input, offset and mask read once, output written once) against a
-device-to-device copy measured in the same run.
+The implementations take turns within each repetition, so machine load hits
+them alike; every figure is the median over repetitions. It reports the
+ratios (backward / forward, speed-up over grid_sample, cost against the
+depthwise conv, bfloat16 against the chosen dtype), the kernel's GFLOP/s (10
+flops per output channel per sampling point) against a float32 matmul timed
+in the same run and, on a GPU, its GB/s (input, offset and mask read once,
+output written once) against a device copy.
 
     python tools/benchmark_op.py                      # CUDA if available, else CPU
     python tools/benchmark_op.py --device cpu --json results.json
@@ -21,12 +28,14 @@ import argparse
 import json
 import statistics
 import sys
-import time
+from typing import Callable, Dict, List
 
 import torch
+import torch.nn.functional as F
 
-from mmyolo_dcnv3.ops import dcnv3_reference
 from mmyolo_dcnv3.ops._library import compiled_kernels
+from mmyolo_dcnv3.ops.grid_sample import dcnv3_grid_sample
+from mmyolo_dcnv3.timing import interleaved_medians
 
 try:
     from torchvision.ops import deform_conv2d
@@ -52,10 +61,13 @@ def parse_args(argv=None):
     parser.add_argument('--device', choices=('cpu', 'cuda'), default=None,
                         help='device to time on (default: cuda if available, else cpu)')
     parser.add_argument('--dtype', choices=('float32', 'float16', 'bfloat16'), default='float32',
-                        help='dtype of the timed tensors (default: float32)')
+                        help='dtype of the timed tensors (default: float32); bfloat16 is always timed '
+                             'beside it')
     parser.add_argument('--repeat', type=int, default=None,
-                        help='timed repetitions per measurement (default: 7 on CPU, 30 on CUDA)')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed calls first (default: 2)')
+                        help='timed repetitions per shape (default: 7 on CPU, 30 on CUDA)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first (default: 2)')
+    parser.add_argument('--shapes', type=int, default=len(SHAPES), metavar='K',
+                        help=f'time only the first K shapes (default: all {len(SHAPES)})')
     parser.add_argument('--json', metavar='PATH', help='also write the figures to this JSON file')
     args = parser.parse_args(argv)
     if args.device is None:
@@ -67,43 +79,35 @@ def parse_args(argv=None):
                      f'({compiled_kernels().why_missing(args.device)})')
     if args.repeat is None:
         args.repeat = 30 if args.device == 'cuda' else 7
-    if args.repeat < 1 or args.warmup < 0:
-        parser.error('--repeat must be >= 1 and --warmup >= 0')
+    if args.repeat < 1:
+        parser.error(f'--repeat must be >= 1, got {args.repeat}')
+    if args.warmup < 0:
+        parser.error(f'--warmup must be >= 0, got {args.warmup}')
+    if not 1 <= args.shapes <= len(SHAPES):
+        parser.error(f'--shapes must be between 1 and {len(SHAPES)}, got {args.shapes}')
     return args
 
 
-def median_ms(fn, device, repeat, warmup):
-    """Median wall time of fn() in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def synchronizer(device):
+    return torch.cuda.synchronize if device == 'cuda' else (lambda: None)
 
 
 def matmul_gflops(device, repeat):
     size = 4096 if device == 'cuda' else 1024
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    ms = median_ms(lambda: a @ b, device, repeat, warmup=2)
+    ms = interleaved_medians({'matmul': lambda: a @ b}, repeat, 2, synchronizer(device))['matmul']
     return 2 * size ** 3 / (ms * 1e-3) / 1e9
 
 
 def copy_gbps(device, repeat):
     src = torch.empty(64 * 2 ** 20, dtype=torch.float32, device=device)  # 256 MiB
     dst = torch.empty_like(src)
-    ms = median_ms(lambda: dst.copy_(src), device, repeat, warmup=2)
+    ms = interleaved_medians({'copy': lambda: dst.copy_(src)}, repeat, 2, synchronizer(device))['copy']
     return 2 * src.numel() * src.element_size() / (ms * 1e-3) / 1e9
 
 
-def make_inputs(shape, device, dtype):
+def dcnv3_inputs(shape, device, dtype):
     n, h, w, c, group = shape
     points = KERNEL * KERNEL
     generator = torch.Generator().manual_seed(0)
@@ -113,13 +117,13 @@ def make_inputs(shape, device, dtype):
     return [t.to(device=device, dtype=dtype).requires_grad_() for t in (input, offset, mask)]
 
 
-def op_args(shape):
+def dcnv3_args(shape):
     c, group = shape[3], shape[4]
     return (KERNEL, KERNEL, 1, 1, 1, 1, 1, 1, group, c // group, 1.0, 256, False)
 
 
-def timed_pair(fn, inputs, device, repeat, warmup):
-    """(forward ms, forward+backward ms) of fn(*inputs)."""
+def forward_and_backward(fn: Callable, inputs: List[torch.Tensor]) -> Dict[str, Callable[[], object]]:
+    """{'fwd': forward without autograd, 'fwd+bwd': forward and backward of a unit gradient}."""
     def forward():
         with torch.no_grad():
             fn(*inputs)
@@ -128,46 +132,80 @@ def timed_pair(fn, inputs, device, repeat, warmup):
         out = fn(*inputs)
         out.backward(torch.ones_like(out))
 
-    return (median_ms(forward, device, repeat, warmup),
-            median_ms(forward_backward, device, repeat, warmup))
+    return {'fwd': forward, 'fwd+bwd': forward_backward}
 
 
-def dcnv2_peer(shape, device, dtype):
-    """torchvision deform_conv2d with the same kernel, channels and offset groups."""
+def peers(shape, device, dtype) -> Dict[str, Dict[str, Callable[[], object]]]:
+    """Implementation name -> its timed calls on this shape."""
     n, h, w, c, group = shape
-    points = KERNEL * KERNEL
-    input = torch.randn(n, c, h, w, device=device, dtype=dtype, requires_grad=True)
-    offset = torch.randn(n, 2 * group * points, h, w, device=device, dtype=dtype, requires_grad=True)
-    mask = torch.rand(n, group * points, h, w, device=device, dtype=dtype, requires_grad=True)
-    weight = (torch.randn(c, c, KERNEL, KERNEL, device=device, dtype=dtype) / (3 * c)).requires_grad_()
-
-    def fn(input, offset, mask):
-        return deform_conv2d(input, offset, weight, padding=1, mask=mask)
-
-    return fn, [input, offset, mask]
-
-
-def benchmark_shape(shape, args, dtype):
-    device, repeat, warmup = args.device, args.repeat, args.warmup
-    inputs = make_inputs(shape, device, dtype)
-    params = op_args(shape)
+    params = dcnv3_args(shape)
     compiled = torch.ops.mmyolo_dcnv3.dcnv3_forward
-    row = {'shape': dict(zip(('N', 'H', 'W', 'C', 'group'), shape)), 'kernel': KERNEL}
-    row['reference_ms'] = timed_pair(lambda *t: dcnv3_reference(*t, *params), inputs, device,
-                                     max(1, repeat // 2), min(warmup, 1))
-    row['compiled_ms'] = timed_pair(lambda *t: compiled(*t, *params), inputs, device, repeat, warmup)
+    inputs = dcnv3_inputs(shape, device, dtype)
+    calls = {
+        'compiled': forward_and_backward(lambda *t: compiled(*t, *params), inputs),
+        'grid_sample': forward_and_backward(lambda *t: dcnv3_grid_sample(*t, *params), inputs),
+    }
+    if dtype != torch.bfloat16:
+        bf16_inputs = [t.detach().bfloat16().requires_grad_() for t in inputs]
+        calls['compiled_bf16'] = forward_and_backward(lambda *t: compiled(*t, *params), bf16_inputs)
+    features = torch.randn(n, c, h, w, device=device, dtype=dtype).to(memory_format=torch.channels_last)
+    depthwise_weight = torch.randn(c, 1, KERNEL, KERNEL, device=device, dtype=dtype) / KERNEL
+    calls['depthwise'] = forward_and_backward(
+        lambda x, weight: F.conv2d(x, weight, padding=KERNEL // 2, groups=c),
+        [features.requires_grad_(), depthwise_weight.requires_grad_()])
     if deform_conv2d is not None and dtype != torch.bfloat16:
-        fn, peer_inputs = dcnv2_peer(shape, device, dtype)
-        row['dcnv2_torchvision_ms'] = timed_pair(fn, peer_inputs, device, repeat, warmup)
+        points = KERNEL * KERNEL
+        offset = torch.randn(n, 2 * group * points, h, w, device=device, dtype=dtype, requires_grad=True)
+        mask = torch.rand(n, group * points, h, w, device=device, dtype=dtype, requires_grad=True)
+        weight = (torch.randn(c, c, KERNEL, KERNEL, device=device, dtype=dtype) / (3 * c)).requires_grad_()
+        calls['dcnv2'] = forward_and_backward(
+            lambda x, o, m: deform_conv2d(x, o, weight, padding=KERNEL // 2, mask=m),
+            [torch.randn(n, c, h, w, device=device, dtype=dtype, requires_grad=True), offset, mask])
+    return calls
+
+
+def benchmark_shape(shape, args, dtype) -> dict:
+    calls = peers(shape, args.device, dtype)
+    flat = {f'{name} {pass_}': fn for name, passes in calls.items() for pass_, fn in passes.items()}
+    medians = interleaved_medians(flat, args.repeat, args.warmup, synchronizer(args.device))
+    ms = {name: (medians[f'{name} fwd'], medians[f'{name} fwd+bwd']) for name in calls}
     n, h, w, c, _ = shape
-    flops = n * h * w * c * KERNEL * KERNEL * FLOPS_PER_CHANNEL_POINT
-    row['compiled_forward_gflops'] = flops / (row['compiled_ms'][0] * 1e-3) / 1e9
-    row['speedup_forward'] = row['reference_ms'][0] / row['compiled_ms'][0]
-    row['speedup_forward_backward'] = row['reference_ms'][1] / row['compiled_ms'][1]
-    if device == 'cuda':
-        traffic = sum(t.numel() for t in inputs) * inputs[0].element_size() + n * h * w * c * inputs[0].element_size()
-        row['compiled_forward_gbps'] = traffic / (row['compiled_ms'][0] * 1e-3) / 1e9
+    compiled_fwd, compiled_fwd_bwd = ms['compiled']
+    row = {'shape': dict(zip(('N', 'H', 'W', 'C', 'group'), shape)), 'kernel': KERNEL,
+           'ms': {name: {'fwd': f, 'fwd+bwd': fb} for name, (f, fb) in ms.items()}}
+    row['backward_over_forward'] = (compiled_fwd_bwd - compiled_fwd) / compiled_fwd
+    row['speedup_over_grid_sample'] = {'fwd': ms['grid_sample'][0] / compiled_fwd,
+                                       'fwd+bwd': ms['grid_sample'][1] / compiled_fwd_bwd}
+    row['cost_over_depthwise'] = {'fwd': compiled_fwd / ms['depthwise'][0],
+                                  'fwd+bwd': compiled_fwd_bwd / ms['depthwise'][1]}
+    if 'compiled_bf16' in ms:
+        row['bf16_over_dtype'] = {'fwd': ms['compiled_bf16'][0] / compiled_fwd,
+                                  'fwd+bwd': ms['compiled_bf16'][1] / compiled_fwd_bwd}
+    row['compiled_forward_gflops'] = n * h * w * c * KERNEL * KERNEL * FLOPS_PER_CHANNEL_POINT / (
+        compiled_fwd * 1e-3) / 1e9
+    if args.device == 'cuda':
+        element = torch.finfo(dtype).bits // 8
+        traffic = element * n * h * w * (c + 3 * shape[4] * KERNEL * KERNEL + c)
+        row['compiled_forward_gbps'] = traffic / (compiled_fwd * 1e-3) / 1e9
     return row
+
+
+def print_row(shape, row, baseline):
+    ms = row['ms']
+
+    def pair(name):
+        return f'{ms[name]["fwd"]:7.2f} / {ms[name]["fwd+bwd"]:7.2f}' if name in ms else f'{"n/a":>17}'
+
+    def ratio(key):
+        return f'{row[key]["fwd"]:5.2f}x / {row[key]["fwd+bwd"]:5.2f}x' if key in row else f'{"n/a":>15}'
+
+    line = (f'{",".join(map(str, shape)):>15} | {pair("compiled")} | {row["backward_over_forward"]:4.2f} | '
+            f'{pair("grid_sample")} | {ratio("speedup_over_grid_sample")} | {pair("depthwise")} | '
+            f'{ratio("cost_over_depthwise")} | {ratio("bf16_over_dtype")} | '
+            f'{100 * row["compiled_forward_gflops"] / baseline["matmul_float32_gflops"]:5.1f}% | {pair("dcnv2")}')
+    if 'compiled_forward_gbps' in row:
+        line += f' | {100 * row["compiled_forward_gbps"] / baseline["copy_gbps"]:5.1f}%'
+    print(line, flush=True)
 
 
 def main(argv=None):
@@ -175,46 +213,53 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     device_name = torch.cuda.get_device_name() if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
-    print(f'DCNv3 benchmark on {device_name}, {args.dtype}, kernel {KERNEL}x{KERNEL}, '
-          f'median of {args.repeat} (torch {torch.__version__})', flush=True)
+    print(f'DCNv3 benchmark on {device_name}, {args.dtype}, kernel {KERNEL}x{KERNEL}, median of '
+          f'{args.repeat} interleaved rounds (torch {torch.__version__}); times in ms, fwd / fwd+bwd',
+          flush=True)
     baseline = {'matmul_float32_gflops': matmul_gflops(args.device, args.repeat)}
     if args.device == 'cuda':
         baseline['copy_gbps'] = copy_gbps(args.device, args.repeat)
     print('  float32 matmul: {:.1f} GFLOP/s'.format(baseline['matmul_float32_gflops'])
           + ('; device copy: {:.1f} GB/s'.format(baseline['copy_gbps']) if 'copy_gbps' in baseline else ''))
-
-    header = (f'{"N,H,W,C,G":>18} | {"reference fwd/fwd+bwd ms":>24} | {"compiled fwd/fwd+bwd ms":>23} | '
-              f'{"speed-up fwd/f+b":>16} | {"GFLOP/s (% mm)":>14} | {"DCNv2 tv ms":>15}'
-              + (f' | {"GB/s (% copy)":>13}' if args.device == 'cuda' else ''))
+    header = (f'{"N,H,W,C,G":>15} | {"compiled":>17} | {"b/f":>4} | {"grid_sample":>17} | '
+              f'{"speed-up vs gs":>15} | {"depthwise 3x3":>17} | {"cost vs dw":>15} | {"bf16 vs dtype":>15} | '
+              f'{"% mm":>6} | {"DCNv2 (tv)":>17}' + (f' | {"% copy":>6}' if args.device == 'cuda' else ''))
     print(header)
     print('-' * len(header))
     rows = []
-    for shape in SHAPES:
-        row = benchmark_shape(shape, args, dtype)
-        rows.append(row)
-        peer = row.get('dcnv2_torchvision_ms')
-        line = (f'{",".join(map(str, shape)):>18} | {row["reference_ms"][0]:10.2f} / {row["reference_ms"][1]:10.2f} | '
-                f'{row["compiled_ms"][0]:9.3f} / {row["compiled_ms"][1]:10.3f} | '
-                f'{row["speedup_forward"]:6.1f}x / {row["speedup_forward_backward"]:6.1f}x | '
-                f'{row["compiled_forward_gflops"]:6.1f} ({100 * row["compiled_forward_gflops"] / baseline["matmul_float32_gflops"]:4.1f}%) | '
-                + (f'{peer[0]:6.2f} / {peer[1]:6.2f}' if peer else f'{"n/a":>15}'))
-        if args.device == 'cuda':
-            line += f' | {row["compiled_forward_gbps"]:6.1f} ({100 * row["compiled_forward_gbps"] / baseline["copy_gbps"]:4.1f}%)'
-        print(line, flush=True)
+    for shape in SHAPES[:args.shapes]:
+        rows.append(benchmark_shape(shape, args, dtype))
+        print_row(shape, rows[-1], baseline)
+
+    def median_of(key, pass_=None):
+        return statistics.median(r[key][pass_] if pass_ else r[key] for r in rows)
 
     summary = {
-        'median_speedup_forward': statistics.median(r['speedup_forward'] for r in rows),
-        'median_speedup_forward_backward': statistics.median(r['speedup_forward_backward'] for r in rows),
+        'max_backward_over_forward': max(r['backward_over_forward'] for r in rows),
+        'min_speedup_over_grid_sample_fwd_bwd': min(r['speedup_over_grid_sample']['fwd+bwd'] for r in rows),
+        'median_speedup_over_grid_sample_fwd': median_of('speedup_over_grid_sample', 'fwd'),
+        'median_speedup_over_grid_sample_fwd_bwd': median_of('speedup_over_grid_sample', 'fwd+bwd'),
+        'median_cost_over_depthwise_fwd': median_of('cost_over_depthwise', 'fwd'),
+        'median_cost_over_depthwise_fwd_bwd': median_of('cost_over_depthwise', 'fwd+bwd'),
         'median_forward_fraction_of_matmul': statistics.median(
             r['compiled_forward_gflops'] / baseline['matmul_float32_gflops'] for r in rows),
     }
+    if all('bf16_over_dtype' in r for r in rows):
+        summary['median_bf16_over_dtype_fwd'] = median_of('bf16_over_dtype', 'fwd')
+        summary['median_bf16_over_dtype_fwd_bwd'] = median_of('bf16_over_dtype', 'fwd+bwd')
     if args.device == 'cuda':
         summary['median_forward_fraction_of_copy'] = statistics.median(
             r['compiled_forward_gbps'] / baseline['copy_gbps'] for r in rows)
-    print('medians over shapes: compiled vs reference {:.1f}x forward, {:.1f}x forward+backward; '
-          'forward at {:.1f}% of matmul GFLOP/s'.format(summary['median_speedup_forward'],
-                                                       summary['median_speedup_forward_backward'],
-                                                       100 * summary['median_forward_fraction_of_matmul'])
+    print('medians over shapes: compiled vs grid_sample {:.1f}x fwd, {:.1f}x fwd+bwd (lowest {:.1f}x); '
+          'cost vs depthwise conv {:.1f}x fwd, {:.1f}x fwd+bwd; backward / forward at most {:.2f}; '
+          'forward at {:.1f}% of matmul GFLOP/s'.format(
+              summary['median_speedup_over_grid_sample_fwd'], summary['median_speedup_over_grid_sample_fwd_bwd'],
+              summary['min_speedup_over_grid_sample_fwd_bwd'], summary['median_cost_over_depthwise_fwd'],
+              summary['median_cost_over_depthwise_fwd_bwd'], summary['max_backward_over_forward'],
+              100 * summary['median_forward_fraction_of_matmul'])
+          + ('; bfloat16 / {} {:.2f}x fwd, {:.2f}x fwd+bwd'.format(
+              args.dtype, summary['median_bf16_over_dtype_fwd'], summary['median_bf16_over_dtype_fwd_bwd'])
+             if 'median_bf16_over_dtype_fwd' in summary else '')
           + ('; {:.1f}% of copy GB/s'.format(100 * summary['median_forward_fraction_of_copy'])
              if args.device == 'cuda' else ''))
     if args.json:
