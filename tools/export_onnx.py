@@ -79,7 +79,11 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model, _ = load_detector(args.config, args.checkpoint)
+    from mmyolo_dcnv3.checkpoint import CheckpointMismatchError
+    try:
+        model, _ = load_detector(args.config, args.checkpoint)
+    except CheckpointMismatchError as error:
+        raise SystemExit(f'export_onnx.py: {args.checkpoint} is not a checkpoint of {args.config}: {error}')
     nms = None
     if args.nms:
         try:
@@ -92,7 +96,11 @@ def main(argv=None):
                                     dynamic=args.dynamic, translation=args.dcnv3, opset=args.opset, nms=nms)
     print(f'onnx.checker: {path} is valid', flush=True)
 
-    image = args.check_image or first_test_image(cfg)
+    try:
+        image = args.check_image or first_test_image(cfg)
+    except FileNotFoundError as error:
+        raise SystemExit(f'export_onnx.py: no image to compare PyTorch and ONNX Runtime on: {error}; '
+                         'give one with --check-image')
     images, _ = preprocess_images(cfg, model, [image] * example.shape[0], tuple(example.shape[2:]))
     with torch.no_grad():
         expected = [t.numpy() for t in ExportableYOLOv8(model, nms).eval()(images)]

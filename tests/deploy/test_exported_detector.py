@@ -1,4 +1,10 @@
-"""A trained YOLOv8-n-DCNv3 exported to ONNX gives PyTorch's outputs, detections and mAP."""
+"""A trained YOLOv8-n-DCNv3 exported to ONNX gives PyTorch's outputs, detections and mAP.
+
+The checks on the trained model share a short training (TRAIN_ITERATIONS on 8
+toy images) and three exports: a few CPU minutes, so they are marked slow
+(`pytest -m slow tests/deploy`); the shortened demo (tests/tools/test_demo.py)
+checks the ONNX Runtime mAP of both demo models in the default run.
+"""
 import copy
 import os
 import subprocess
@@ -116,6 +122,7 @@ def eager_outputs(detector, images, nms=None):
         return [t.numpy() for t in ExportableYOLOv8(detector, nms).eval()(images)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('translation, runtime', [('gridsample', 'onnxruntime'), ('deformconv', 'onnxruntime'),
                                                   ('gridsample', 'openvino')])
 def test_raw_outputs_match_pytorch(trained, exported, toy_images, translation, runtime):
@@ -128,10 +135,11 @@ def test_raw_outputs_match_pytorch(trained, exported, toy_images, translation, r
     for name, want, got in zip(('boxes', 'scores'), eager_outputs(detector, images), actual):
         assert got.shape == want.shape
         assert np.abs(got - want).max() <= 1e-3, name
-    # The model was trained: some anchors score well above the test threshold.
-    assert actual[1].max() > 0.1
+    # Every image has anchors above the test score threshold: detections to compare.
+    assert (actual[1].max(axis=(1, 2)) > cfg.model.test_cfg.score_thr).all()
 
 
+@pytest.mark.slow
 def test_dynamic_file_runs_other_batches_and_sizes(trained, exported):
     _, _, detector = trained
     session = OnnxModel(exported['gridsample'], 'onnxruntime')
@@ -164,6 +172,7 @@ def unmatched(reference, candidate, iou=0.99, score_tolerance=1e-3):
     return missing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('variant', ['nms', 'gridsample'])
 def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, variant):
     """The ONNX NMS graph (or the raw file with the detector's post-processing) against
@@ -184,6 +193,7 @@ def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, vari
     assert total > 0
 
 
+@pytest.mark.slow
 def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
     """tools/test_onnx.py and tools/test.py on the same images: the 12 COCO numbers, bbox mAP within 0.002."""
     cfg, checkpoint, _ = trained
@@ -201,10 +211,11 @@ def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
     import json
     onnx_map = json.loads((tmp_path / 'onnx.json').read_text())['metrics']['coco/bbox_mAP']
     torch_map = bbox_map(torch_run.stdout + torch_run.stderr)
-    assert torch_map > 0.01  # something to compare
+    assert torch_map > 0  # something to compare
     assert abs(onnx_map - torch_map) <= 0.002
 
 
+@pytest.mark.slow
 def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
     cfg, checkpoint, _ = trained
     out = tmp_path / 'model.onnx'
@@ -237,13 +248,28 @@ def test_plain_yolov8_exports_too(toy, tmp_path):
     (['--dcnv3', 'deformconv', '--opset', '18'], 'DeformConv exists from opset 19'),
     (['--score-thr', '0.3'], 'need --nms'),
 ])
-def test_export_tool_refuses_bad_arguments(trained, tmp_path, arguments, message):
-    _, checkpoint, _ = trained
-    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out',
+def test_export_tool_refuses_bad_arguments(tmp_path, arguments, message):
+    checkpoint = tmp_path / 'any.pth'  # the arguments are refused before it is read
+    checkpoint.write_bytes(b'')
+    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), DCNV3_CONFIG, str(checkpoint), '--out',
                   str(tmp_path / 'x.onnx'), *arguments], check=False)
     assert result.returncode == 2 and message in result.stderr
 
 
+def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
+    """A DCNv3 checkpoint with the plain config: an error naming the mismatch, no file."""
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import MODELS
+    init_default_scope('mmyolo')
+    checkpoint = tmp_path / 'dcnv3.pth'
+    torch.save({'state_dict': MODELS.build(Config.fromfile(DCNV3_CONFIG).model).state_dict()}, checkpoint)
+    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), PLAIN_CONFIG, str(checkpoint), '--out',
+                  str(tmp_path / 'x.onnx')], check=False)
+    assert result.returncode != 0 and 'is not a checkpoint of' in result.stderr and 'does not match' in result.stderr
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+@pytest.mark.slow
 def test_example_detects_without_torch_or_openmmlab(trained, exported, toy, tmp_path):
     """examples/onnx_inference.py with torch and OpenMMLab unimportable: pictures written and
     the printed detections are the ones OnnxDetector finds."""
