@@ -59,11 +59,11 @@ def letterbox(image, meta):
     height, width = meta['input_size']
     h, w = image.shape[:2]
     scale = min(height / h, width / w)
-    new_w, new_h = int(w * scale + 0.5), int(h * scale + 0.5)
-    if (new_w, new_h) != (w, h):
+    new_w, new_h = int(w * scale), int(h * scale)
+    if scale != 1:
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    top, left = int(round((height - new_h) / 2 - 0.1)), int(round((width - new_w) / 2 - 0.1))
+    top, left = int(round((height - new_h) // 2 - 0.1)), int(round((width - new_w) // 2 - 0.1))
     pad = meta['letterbox_pad_value']
     image = cv2.copyMakeBorder(image, top, height - new_h - top, left, width - new_w - left, cv2.BORDER_CONSTANT,
                                value=(pad, pad, pad))

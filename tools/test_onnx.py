@@ -38,6 +38,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.evaluator import Evaluator
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
@@ -49,7 +50,7 @@ def main(argv=None):
     MMLogger.get_instance('mmyolo_dcnv3.test_onnx', log_level='INFO')  # CocoMetric prints through it
     detector = OnnxDetector(cfg, args.model, args.runtime, args.threads)
     dataloader = Runner.build_dataloader(detector.cfg.test_dataloader)
-    evaluator = Runner.build_evaluator(detector.cfg.test_evaluator)
+    evaluator = Evaluator(detector.cfg.test_evaluator)
     evaluator.dataset_meta = dataloader.dataset.metainfo
     print(f'evaluating {args.model} in {args.runtime} on {len(dataloader.dataset)} images', flush=True)
 

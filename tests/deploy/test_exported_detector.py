@@ -195,24 +195,26 @@ def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, vari
 
 @pytest.mark.slow
 def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
-    """tools/test_onnx.py and tools/test.py on the same images: the 12 COCO numbers, bbox mAP within 0.002."""
+    """tools/test_onnx.py and tools/test.py on the same images: each of the 12 COCO numbers within 0.002."""
     cfg, checkpoint, _ = trained
     options = as_cli(data_options(toy))
     torch_run = run([sys.executable, os.path.join(TOOLS, 'test.py'), DCNV3_CONFIG, checkpoint, '--work-dir',
                      str(tmp_path / 'torch'), *options])
     onnx_run = run([sys.executable, os.path.join(TOOLS, 'test_onnx.py'), DCNV3_CONFIG, exported['gridsample'],
                     '--json-out', str(tmp_path / 'onnx.json'), *options])
-    lines = [line for line in onnx_run.stdout.splitlines() if 'Average Precision' in line or 'Average Recall' in line]
-    assert len(lines) == 12
 
-    def bbox_map(output):
-        return float(output.split('coco/bbox_mAP: ')[1].split()[0])
+    def coco_numbers(output):
+        return [float(line.rsplit('= ', 1)[1]) for line in output.splitlines()
+                if 'Average Precision' in line or 'Average Recall' in line]
 
+    onnx_numbers = coco_numbers(onnx_run.stdout + onnx_run.stderr)
+    torch_numbers = coco_numbers(torch_run.stdout + torch_run.stderr)
+    assert len(onnx_numbers) == len(torch_numbers) == 12
+    # A model this briefly trained may score 0 AP; its recall is what is compared then.
+    assert max(torch_numbers) > 0
+    assert all(abs(a - b) <= 0.002 for a, b in zip(onnx_numbers, torch_numbers)), (onnx_numbers, torch_numbers)
     import json
-    onnx_map = json.loads((tmp_path / 'onnx.json').read_text())['metrics']['coco/bbox_mAP']
-    torch_map = bbox_map(torch_run.stdout + torch_run.stderr)
-    assert torch_map > 0  # something to compare
-    assert abs(onnx_map - torch_map) <= 0.002
+    assert json.loads((tmp_path / 'onnx.json').read_text())['metrics']['coco/bbox_mAP'] == onnx_numbers[0]
 
 
 @pytest.mark.slow
@@ -272,33 +274,34 @@ def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
 @pytest.mark.slow
 def test_example_detects_without_torch_or_openmmlab(trained, exported, toy, tmp_path):
     """examples/onnx_inference.py with torch and OpenMMLab unimportable: pictures written and
-    the printed detections are the ones OnnxDetector finds."""
+    the printed detections are the ones OnnxDetector finds (same preprocessing, same file)."""
     cfg, _, _ = trained
+    folder = os.path.join(toy, 'train')
+    onnx_detector = OnnxDetector(cfg, exported['nms'])
+    predictions = {image: onnx_detector.predict(os.path.join(folder, image)) for image in sorted(os.listdir(folder))}
+    scores = sorted((float(s) for p in predictions.values() for s in p.scores), reverse=True)
+    threshold = scores[min(19, len(scores) - 1)]  # about 20 detections to compare
     blocker = ('import importlib.abc, runpy, sys\n'
                'class Block(importlib.abc.MetaPathFinder):\n'
                '    def find_spec(self, name, path=None, target=None):\n'
                "        if name.split('.')[0] in {'torch', 'mmcv', 'mmengine', 'mmdet', 'mmyolo', 'mmyolo_dcnv3'}:\n"
                '            raise ModuleNotFoundError(name)\n'
                'sys.meta_path.insert(0, Block())\n'
-               f"sys.argv = ['onnx_inference.py', {exported['nms']!r}, {os.path.join(toy, 'train')!r}, "
-               f"'--out', {str(tmp_path)!r}, '--score-thr', '0.3']\n"
+               f"sys.argv = ['onnx_inference.py', {exported['nms']!r}, {folder!r}, "
+               f"'--out', {str(tmp_path)!r}, '--score-thr', {repr(str(threshold))}]\n"
                f"runpy.run_path({os.path.join(ROOT, 'examples', 'onnx_inference.py')!r}, run_name='__main__')\n")
     result = run([sys.executable, '-c', blocker])
     printed = [line.split() for line in result.stdout.splitlines() if line.endswith(tuple('0123456789'))]
-    onnx_detector = OnnxDetector(cfg, exported['nms'])
     classes = cfg.metainfo['classes']
-    expected = 0
-    for image in sorted(os.listdir(os.path.join(toy, 'train'))):
+    for image, pred in predictions.items():
         assert os.path.isfile(tmp_path / image)
-        pred = onnx_detector.predict(os.path.join(toy, 'train', image))
-        keep = pred.scores >= 0.3
+        keep = pred.scores >= threshold
         rows = [p for p in printed if p[0] == image]
-        expected += int(keep.sum())
         assert len(rows) == int(keep.sum()), image
         for row, box, label in zip(rows, pred.bboxes[keep].numpy(), pred.labels[keep].tolist()):
             assert row[1] == classes[label]
             assert box_iou(np.float32([row[3:]]), box[None])[0, 0] >= 0.98
-    assert expected > 0
+    assert len(printed) >= min(20, len(scores)) > 0
 
 
 class NmsOnly(torch.nn.Module):
