@@ -17,7 +17,7 @@ TensorRT without plugins. Two translations:
   weight (``group=C``, ``offset_group=group``), the offsets and mask reordered
   to its row-major point order and (dy, dx) pairs; ``offset_scale`` is folded
   into the offsets and ``remove_center`` becomes a centre point of zero weight.
-  ONNX Runtime (>= 1.20) and TensorRT (>= 10.1) run it, OpenVINO does not.
+  ONNX Runtime (tested: 1.32) and TensorRT (>= 10.1) run it, OpenVINO does not.
 
 Every argument of the op is honoured, and batch, height and width are read
 from the graph, so a model exported with dynamic shapes stays dynamic.
