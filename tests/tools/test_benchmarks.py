@@ -1,0 +1,38 @@
+"""The benchmark tools run end to end (shortened) and refuse bad arguments; no timing is checked."""
+import json
+import os
+import sys
+
+import pytest
+
+from tests.tools.test_tools import TOOLS, run
+
+
+def test_op_benchmark_times_every_peer_and_writes_the_ratios(tmp_path):
+    out = tmp_path / 'op.json'
+    result = run([sys.executable, os.path.join(TOOLS, 'benchmark_op.py'), '--device', 'cpu', '--shapes', '1',
+                  '--repeat', '1', '--warmup', '0', '--json', str(out)])
+    assert 'medians over shapes: compiled vs grid_sample' in result.stdout
+    row = json.loads(out.read_text())['rows'][0]
+    assert {'compiled', 'grid_sample', 'depthwise', 'compiled_bf16'} <= set(row['ms'])
+    assert set(row['speedup_over_grid_sample']) == set(row['cost_over_depthwise']) == {'fwd', 'fwd+bwd'}
+    assert row['backward_over_forward'] > 0 and row['bf16_over_dtype']['fwd'] > 0
+
+
+def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
+    result = run([sys.executable, os.path.join(TOOLS, 'benchmark_model.py'), '--sizes', 'n', '--img-size', '64',
+                  '--batch-size', '1', '--repeat', '1', '--warmup', '0', '--threads', '1'])
+    lines = [line for line in result.stdout.splitlines() if line.strip().startswith('yolov8_n')]
+    assert [line.split('|')[0].strip() for line in lines] == ['yolov8_n plain', 'yolov8_n dcnv3']
+    assert lines[0].rstrip().endswith('1.000x')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['benchmark_op.py', '--device', 'cpu', '--shapes', '0'], '--shapes must be between 1 and 6, got 0'),
+    (['benchmark_op.py', '--device', 'cpu', '--repeat', '0'], '--repeat must be >= 1, got 0'),
+    (['benchmark_model.py', '--img-size', '100'], '--img-size must be a positive multiple of 32'),
+    (['benchmark_model.py', '--repeat', '0'], '--repeat must be >= 1, got 0'),
+])
+def test_benchmarks_reject_bad_arguments(args, message):
+    result = run([sys.executable, os.path.join(TOOLS, args[0]), *args[1:]], check=False)
+    assert result.returncode == 2 and message in result.stderr
