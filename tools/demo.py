@@ -7,9 +7,11 @@ Phases (each announced with a line starting '==>'):
     both at once, each on half of the CPU cores, since two small models
     train faster side by side than one after the other on all cores;
  3. COCO evaluation of each best checkpoint (tools/test.py);
- 4. parameters, FLOPs and CPU latency of both models;
- 5. pictures: detections side by side, DCNv3 sampling points, training curves;
- 6. the comparison table (also written to OUT/results.md and results.json).
+ 4. ONNX export of both (tools/export_onnx.py: DCNv3 as GridSample, opset 18)
+    and COCO evaluation of the files in ONNX Runtime (tools/test_onnx.py);
+ 5. parameters, FLOPs and CPU latency of both models, in PyTorch and ONNX Runtime;
+ 6. pictures: detections side by side, DCNv3 sampling points, training curves;
+ 7. the comparison table (also written to OUT/results.md and results.json).
 
     python tools/demo.py [--out outputs/demo] [--data data/toy_coco] [--seed N]
 
@@ -17,6 +19,7 @@ A shortened run (what the test suite runs): --train-images 8 --val-images 4
 --image-size 128 --epochs 1.
 """
 import argparse
+import functools
 import glob
 import json
 import os
@@ -164,19 +167,18 @@ def test_metrics(work_dir):
     raise RuntimeError(f'no COCO metrics logged in {work_dir}')
 
 
-def cpu_latency_ms(detectors, images):
+def cpu_latency_ms(predictors, images):
     """Median end-to-end time (preprocessing + network + NMS) of one image, in ms,
-    for each of {label: (model, pipeline)}: the models take turns on each image,
-    so that the machine's load weighs on all of them alike."""
-    from mmyolo_dcnv3.inference import predict
-    for model, pipeline in detectors.values():  # the first calls warm up
+    for each of {label: predict(image_path)}: the predictors take turns on each
+    image, so that the machine's load weighs on all of them alike."""
+    for predict in predictors.values():  # the first calls warm up
         for _ in range(2):
-            predict(model, pipeline, images[0])
-    times = {label: [] for label in detectors}
+            predict(images[0])
+    times = {label: [] for label in predictors}
     for image in images:
-        for label, (model, pipeline) in detectors.items():
+        for label, predict in predictors.items():
             start = time.perf_counter()
-            predict(model, pipeline, image)
+            predict(image)
             times[label].append((time.perf_counter() - start) * 1e3)
     return {label: statistics.median(t) for label, t in times.items()}
 
@@ -260,7 +262,9 @@ def table(results):
             ('mAP_m', 'bbox_mAP_m', '{:.3f}'), ('mAP_l', 'bbox_mAP_l', '{:.3f}'),
             ('parameters (M)', 'params_m', '{:.3f}'), ('FLOPs (G, multiply-adds)', 'gflops', '{:.3f}'),
             ('CPU training time (min, both at once)', 'train_minutes', '{:.1f}'),
-            ('CPU latency per image (ms)', 'latency_ms', '{:.1f}')]
+            ('CPU latency per image (ms)', 'latency_ms', '{:.1f}'),
+            ('bbox mAP, ONNX Runtime (GridSample, opset 18)', 'onnx_bbox_mAP', '{:.3f}'),
+            ('CPU latency per image, ONNX Runtime (ms)', 'onnx_latency_ms', '{:.1f}')]
     lines = ['| | ' + ' | '.join(labels) + ' |', '|---|' + '---|' * len(labels)]
     def cell(value, fmt):  # COCO reports -1 for an area range without objects
         return 'n/a (no objects)' if value == -1 else fmt.format(value)
@@ -276,14 +280,14 @@ def main(argv=None):
     pictures = osp.join(args.out, 'pictures')
     os.makedirs(pictures, exist_ok=True)
 
-    phase(f'1/6 toy COCO dataset in {args.data}')
+    phase(f'1/7 toy COCO dataset in {args.data}')
     make_dataset(args)
     val_annotations = osp.join(args.data, 'annotations', 'instances_val.json')
     results = dict(val_annotations=val_annotations, models={})
 
     work_dirs = {label: osp.join(args.out, 'work_dirs', osp.splitext(osp.basename(config))[0])
                  for label, config in MODELS.items()}
-    phase('2/6 training ' + ', '.join(f'{label} ({osp.relpath(config, ROOT)}) -> {work_dirs[label]}'
+    phase('2/7 training ' + ', '.join(f'{label} ({osp.relpath(config, ROOT)}) -> {work_dirs[label]}'
                                      for label, config in MODELS.items()))
     seconds = run_side_by_side({
         label: [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dirs[label],
@@ -294,26 +298,46 @@ def main(argv=None):
                                          checkpoint=best_checkpoint(work_dirs[label]))
 
     for label, r in results['models'].items():
-        phase(f'3/6 COCO evaluation of {label}: {r["checkpoint"]}')
+        phase(f'3/7 COCO evaluation of {label}: {r["checkpoint"]}')
         test_dir = osp.join(args.out, 'work_dirs', 'test_' + osp.splitext(osp.basename(r['config']))[0])
         run([sys.executable, osp.join(TOOLS, 'test.py'), r['config'], r['checkpoint'], '--work-dir', test_dir,
              '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *data_options(args)])
         r.update(test_metrics(test_dir))
 
-    phase('4/6 parameters, FLOPs and CPU latency')
+    for label, r in results['models'].items():
+        name = osp.splitext(osp.basename(r['config']))[0]
+        r['onnx'] = osp.join(args.out, 'onnx', name + '.onnx')
+        phase(f'4/7 ONNX export of {label} -> {r["onnx"]} and its COCO evaluation in ONNX Runtime')
+        run([sys.executable, osp.join(TOOLS, 'export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx'],
+             '--cfg-options', *data_options(args)])
+        metrics_file = osp.join(args.out, 'onnx', name + '_onnxruntime.json')
+        run([sys.executable, osp.join(TOOLS, 'test_onnx.py'), r['config'], r['onnx'], '--json-out', metrics_file,
+             '--cfg-options', *data_options(args)])
+        with open(metrics_file) as f:
+            r['onnx_bbox_mAP'] = json.load(f)['metrics']['coco/bbox_mAP']
+        print(f'{label}: bbox mAP {r["bbox_mAP"]:.4f} in PyTorch, {r["onnx_bbox_mAP"]:.4f} in ONNX Runtime '
+              f'(difference {r["onnx_bbox_mAP"] - r["bbox_mAP"]:+.4f})', flush=True)
+
+    phase('5/7 parameters, FLOPs and CPU latency (PyTorch and ONNX Runtime)')
     from mmengine.config import Config
     image_size = Config.fromfile(MODELS['YOLOv8-n']).img_scale[0]
     val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))
-    from mmyolo_dcnv3.inference import load_detector
+    from mmyolo_dcnv3.deploy.detector import OnnxDetector
+    from mmyolo_dcnv3.inference import load_detector, predict
     detectors = {label: load_detector(r['config'], r['checkpoint']) for label, r in results['models'].items()}
-    latency = cpu_latency_ms(detectors, val_images[:args.latency_images])
+    predictors = {label: functools.partial(predict, *detector) for label, detector in detectors.items()}
+    for label, r in results['models'].items():
+        predictors[label + ' (ONNX Runtime)'] = OnnxDetector(Config.fromfile(r['config']), r['onnx']).predict
+    latency = cpu_latency_ms(predictors, val_images[:args.latency_images])
     for label, r in results['models'].items():
         params, flops = complexity(r['config'], image_size)
-        r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label])
+        r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label],
+                 onnx_latency_ms=latency[label + ' (ONNX Runtime)'])
         print(f'{label}: {params / 1e6:.3f} M parameters, {flops / 1e9:.3f} GFLOPs at {image_size} px, '
-              f'{r["latency_ms"]:.1f} ms per image', flush=True)
+              f'{r["latency_ms"]:.1f} ms per image in PyTorch, {r["onnx_latency_ms"]:.1f} ms in ONNX Runtime',
+              flush=True)
 
-    phase(f'5/6 pictures in {pictures}')
+    phase(f'6/7 pictures in {pictures}')
     draw_detections(results, detectors, val_images[:4], osp.join(pictures, 'detections_side_by_side.png'))
     dcn = results['models']['YOLOv8-n + DCNv3']
     for i, image in enumerate(val_images[:2]):
@@ -321,7 +345,7 @@ def main(argv=None):
              '--out', osp.join(pictures, f'dcnv3_sampling_{i}.png')])
     plot_curves(results, osp.join(pictures, 'training_curves.png'))
 
-    phase('6/6 results (val set of the toy dataset)')
+    phase('7/7 results (val set of the toy dataset)')
     text = table(results)
     print(text)
     with open(osp.join(args.out, 'results.md'), 'w') as f:

@@ -101,6 +101,8 @@ fi
 
 # ---- the rest of the stack, and this package with its kernels -----------------
 pip_install mmengine mmdet mmyolo openmim albumentations pycocotools pytest hypothesis
+# ONNX export and runtimes (mmyolo_dcnv3.deploy and its tools).
+pip_install -r "$ROOT/requirements/deploy.txt"
 if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
   # nvcc may be a wrapper script on PATH; the toolkit is where its headers are.
   for candidate in "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." /usr/local/cuda; do

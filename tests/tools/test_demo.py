@@ -41,8 +41,8 @@ def test_shortened_demo_produces_metrics_table_and_pictures(tmp_path):
          '--epochs', '1', '--latency-images', '2', '--seed', '3'],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    for n in range(1, 7):
-        assert f'==> {n}/6' in result.stdout
+    for n in range(1, 8):
+        assert f'==> {n}/7' in result.stdout
     for label in ('YOLOv8-n', 'YOLOv8-n + DCNv3'):  # both trainings streamed, with --seed applied
         assert any(line.startswith(f'[{label}]') and line.endswith('seed: 3')
                    for line in result.stdout.splitlines())
@@ -54,10 +54,14 @@ def test_shortened_demo_produces_metrics_table_and_pictures(tmp_path):
             assert -1.0 <= r[key] <= 1.0, (label, key)
         assert r['params_m'] > 1 and r['gflops'] > 0 and r['latency_ms'] > 0 and r['train_minutes'] > 0
         assert os.path.isfile(r['checkpoint'])
+        # The exported model, evaluated in ONNX Runtime, scores what PyTorch scores.
+        assert os.path.isfile(r['onnx']) and r['onnx_latency_ms'] > 0
+        assert abs(r['onnx_bbox_mAP'] - r['bbox_mAP']) <= 0.002, (label, r['onnx_bbox_mAP'], r['bbox_mAP'])
 
     table = (out / 'results.md').read_text().splitlines()
-    assert table[0] == '| | YOLOv8-n | YOLOv8-n + DCNv3 |' and len(table) == 12
-    assert '| bbox mAP |' in result.stdout
+    assert table[0] == '| | YOLOv8-n | YOLOv8-n + DCNv3 |' and len(table) == 14
+    assert '| bbox mAP |' in result.stdout and '| bbox mAP, ONNX Runtime (GridSample, opset 18) |' in result.stdout
+    assert '| CPU latency per image, ONNX Runtime (ms) |' in result.stdout
 
     pictures = out / 'pictures'
     for name in ('detections_side_by_side.png', 'dcnv3_sampling_0.png', 'dcnv3_sampling_1.png',

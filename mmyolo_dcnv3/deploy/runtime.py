@@ -1,0 +1,84 @@
+"""Running an ONNX file in ONNX Runtime or OpenVINO (numpy in, numpy out)."""
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+RUNTIMES = ('onnxruntime', 'openvino')
+_PACKAGES = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
+
+
+class OnnxModel:
+    """An ONNX file loaded in one runtime, on the CPU.
+
+    Args:
+        path: the .onnx file.
+        runtime: ``'onnxruntime'`` or ``'openvino'``.
+        threads: CPU threads the runtime may use (None: its default).
+
+    Attributes:
+        input_names, output_names: the graph's, in order.
+        input_shape: the first input's shape, None for each dynamic dimension.
+
+    Raises:
+        ValueError: unknown runtime; FileNotFoundError: no such file;
+        ImportError: the runtime's package is not installed (says how to install it).
+    """
+
+    def __init__(self, path: str, runtime: str = 'onnxruntime', threads: Optional[int] = None):
+        if runtime not in RUNTIMES:
+            raise ValueError(f'runtime must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f'threads must be a positive int or None, got {threads!r}')
+        import os
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'ONNX file {path!r} does not exist')
+        self.path, self.runtime = path, runtime
+        try:
+            module = __import__(_PACKAGES[runtime])
+        except ImportError as error:
+            raise ImportError(f'runtime {runtime!r} is not installed ({error}); install the pinned deployment '
+                              f'packages: pip install -c requirements/constraints.txt -r requirements/deploy.txt'
+                              ) from error
+        if runtime == 'onnxruntime':
+            options = module.SessionOptions()
+            if threads is not None:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+            self._session = module.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+            self.input_names = [i.name for i in self._session.get_inputs()]
+            first = self._session.get_inputs()[0].shape
+            self.input_shape = tuple(d if isinstance(d, int) else None for d in first)
+            self.output_names = [o.name for o in self._session.get_outputs()]
+        else:
+            core = module.Core()
+            config = {} if threads is None else {'INFERENCE_NUM_THREADS': threads}
+            # f32 inference: OpenVINO would otherwise pick bf16/f16 on CPUs that have it.
+            config['INFERENCE_PRECISION_HINT'] = 'f32'
+            self._compiled = core.compile_model(core.read_model(path), 'CPU', config)
+            self.input_names = [i.get_any_name() for i in self._compiled.inputs]
+            first = self._compiled.inputs[0].get_partial_shape()
+            self.input_shape = tuple(d.get_length() if d.is_static else None for d in first)
+            self.output_names = [o.get_any_name() for o in self._compiled.outputs]
+
+    def __call__(self, *inputs: np.ndarray) -> List[np.ndarray]:
+        """The outputs, in the file's output order, for inputs in its input order."""
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f'{self.path} takes {len(self.input_names)} input(s) '
+                             f'({", ".join(self.input_names)}), got {len(inputs)}')
+        feeds = {name: np.ascontiguousarray(x) for name, x in zip(self.input_names, inputs)}
+        if self.runtime == 'onnxruntime':
+            return self._session.run(None, feeds)
+        results = self._compiled(feeds)
+        return [np.asarray(results[output]) for output in self._compiled.outputs]
+
+    def named(self, *inputs: np.ndarray) -> Dict[str, np.ndarray]:
+        """The outputs by name."""
+        return dict(zip(self.output_names, self(*inputs)))
+
+
+def onnx_domains(path: str) -> Sequence[str]:
+    """The operator domains the graph (and its functions) use; '' is the standard ONNX domain."""
+    import onnx
+    model = onnx.load(path)
+    nodes = list(model.graph.node) + [n for f in model.functions for n in f.node]
+    return sorted({n.domain for n in nodes})

@@ -1,0 +1,336 @@
+"""A trained YOLOv8-n-DCNv3 exported to ONNX gives PyTorch's outputs, detections and mAP.
+
+The checks on the trained model share a short training (TRAIN_ITERATIONS on 8
+toy images) and three exports: a few CPU minutes, so they are marked slow
+(`pytest -m slow tests/deploy`); the shortened demo (tests/tools/test_demo.py)
+checks the ONNX Runtime mAP of both demo models in the default run.
+"""
+import copy
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('mmyolo')
+pytest.importorskip('onnxscript', reason='deployment packages not installed (requirements/deploy.txt)')
+pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
+
+from mmyolo_dcnv3.ops import dcnv3_implementation  # noqa: E402
+
+if dcnv3_implementation('cpu') != 'compiled':
+    pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
+
+from mmengine.config import Config  # noqa: E402
+
+from mmyolo_dcnv3.deploy import OnnxModel, export_onnx, onnx_domains  # noqa: E402
+from mmyolo_dcnv3.deploy.detector import (ExportableYOLOv8, NmsSettings, OnnxDetector, export_detector,  # noqa: E402
+                                          multiclass_nms, network_input_size, nms_translation_table,
+                                          preprocess_images, read_metadata)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(ROOT, 'tools')
+DCNV3_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
+PLAIN_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py')
+IMAGE_SIZE = 128
+TRAIN_ITERATIONS = 30
+
+
+def run(args, check=True):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=900,
+                            env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')))
+    if check and result.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n'
+                             f'{result.stderr[-5000:]}')
+    return result
+
+
+def data_options(root):
+    """Train and test on the same 8 images: a model trained for a few iterations
+    finds some of them, so that the mAP comparison compares something."""
+    ann = root + 'annotations/instances_train.json'
+    split = dict(ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'))
+    options = {'train_dataloader.dataset.data_root': root, 'train_dataloader.batch_size': 8,
+               'train_dataloader.num_workers': 0, 'train_dataloader.persistent_workers': False,
+               'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann}
+    for loader in ('val_dataloader', 'test_dataloader'):
+        options.update({f'{loader}.dataset.data_root': root, f'{loader}.dataset.ann_file': split['ann_file'],
+                        f'{loader}.dataset.data_prefix.img': 'train/', f'{loader}.num_workers': 0,
+                        f'{loader}.persistent_workers': False})
+    return options
+
+
+def as_cli(options):
+    return ['--cfg-options'] + [f'{key}={value}' for key, value in options.items()]
+
+
+@pytest.fixture(scope='module')
+def toy(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('toy_coco')) + '/'
+    run([sys.executable, os.path.join(TOOLS, 'make_toy_coco.py'), '--out', root, '--train-images', '8',
+         '--val-images', '2', '--image-size', str(IMAGE_SIZE), '--max-objects', '3', '--min-size', '0.25'])
+    return root
+
+
+def toy_config(path, root):
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(data_options(root))
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def trained(toy, tmp_path_factory):
+    """(cfg, checkpoint, detector): YOLOv8-n-DCNv3 after TRAIN_ITERATIONS iterations on the toy images."""
+    work_dir = str(tmp_path_factory.mktemp('train'))
+    options = dict(data_options(toy), **{
+        'train_cfg.max_epochs': TRAIN_ITERATIONS, 'train_cfg.val_interval': TRAIN_ITERATIONS,
+        'train_cfg.dynamic_intervals': None, 'default_hooks.param_scheduler.max_epochs': TRAIN_ITERATIONS,
+        'default_hooks.param_scheduler.warmup_mim_iter': 5, 'default_hooks.checkpoint.interval': TRAIN_ITERATIONS,
+        'default_hooks.checkpoint.save_best': None, 'optim_wrapper.optimizer.lr': 0.01,
+        'custom_hooks': [], 'randomness.seed': 0})
+    run([sys.executable, os.path.join(TOOLS, 'train.py'), DCNV3_CONFIG, '--work-dir', work_dir, *as_cli(options)])
+    checkpoint = os.path.join(work_dir, f'epoch_{TRAIN_ITERATIONS}.pth')
+    from mmyolo_dcnv3.inference import load_detector
+    detector, _ = load_detector(DCNV3_CONFIG, checkpoint)
+    return toy_config(DCNV3_CONFIG, toy), checkpoint, detector
+
+
+@pytest.fixture(scope='module')
+def toy_images(toy):
+    folder = os.path.join(toy, 'train')
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder))
+
+
+@pytest.fixture(scope='module')
+def exported(trained, tmp_path_factory):
+    """{name: ONNX file}: raw outputs with dynamic shapes in both translations, and with NMS."""
+    cfg, _, detector = trained
+    folder = tmp_path_factory.mktemp('onnx')
+    nms = NmsSettings.from_test_cfg(cfg.model.test_cfg)
+    return {
+        'gridsample': export_detector(detector, cfg, str(folder / 'gs.onnx'), dynamic=True)[0],
+        'deformconv': export_detector(detector, cfg, str(folder / 'dc.onnx'), dynamic=True,
+                                      translation='deformconv')[0],
+        'nms': export_detector(detector, cfg, str(folder / 'nms.onnx'), nms=nms)[0],
+    }
+
+
+def eager_outputs(detector, images, nms=None):
+    with torch.no_grad():
+        return [t.numpy() for t in ExportableYOLOv8(detector, nms).eval()(images)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('translation, runtime', [('gridsample', 'onnxruntime'), ('deformconv', 'onnxruntime'),
+                                                  ('gridsample', 'openvino')])
+def test_raw_outputs_match_pytorch(trained, exported, toy_images, translation, runtime):
+    cfg, _, detector = trained
+    if runtime == 'openvino':
+        pytest.importorskip('openvino')
+    images, _ = preprocess_images(copy.deepcopy(cfg), detector, toy_images, network_input_size(cfg))
+    assert onnx_domains(exported[translation]) == ['']
+    actual = OnnxModel(exported[translation], runtime)(images.numpy())
+    for name, want, got in zip(('boxes', 'scores'), eager_outputs(detector, images), actual):
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-3, name
+    # Every image has anchors above the test score threshold: detections to compare.
+    assert (actual[1].max(axis=(1, 2)) > cfg.model.test_cfg.score_thr).all()
+
+
+@pytest.mark.slow
+def test_dynamic_file_runs_other_batches_and_sizes(trained, exported):
+    _, _, detector = trained
+    session = OnnxModel(exported['gridsample'], 'onnxruntime')
+    assert session.input_shape == (None, 3, None, None)
+    images = torch.rand(3, 3, 96, 160)
+    for want, got in zip(eager_outputs(detector, images), session(images.numpy())):
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1e-3
+
+
+def box_iou(a, b):
+    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
+    overlap = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+    return overlap / np.maximum(area(a)[:, None] + area(b)[None] - overlap, 1e-12)
+
+
+def unmatched(reference, candidate, iou=0.99, score_tolerance=1e-3):
+    """Scores of the detections of ``reference`` with no partner in ``candidate`` (same
+    class, IoU >= iou, score within score_tolerance), matched one to one, best first."""
+    ious = box_iou(reference.bboxes.numpy(), candidate.bboxes.numpy())
+    taken, missing = set(), []
+    for i in np.argsort(-reference.scores.numpy(), kind='stable'):
+        partners = [j for j in np.argsort(-ious[i]) if j not in taken and ious[i, j] >= iou
+                    and candidate.labels[j] == reference.labels[i]
+                    and abs(float(candidate.scores[j] - reference.scores[i])) <= score_tolerance]
+        if partners:
+            taken.add(partners[0])
+        else:
+            missing.append(float(reference.scores[i]))
+    return missing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('variant', ['nms', 'gridsample'])
+def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, variant):
+    """The ONNX NMS graph (or the raw file with the detector's post-processing) against
+    the PyTorch detector's own predictions, in original image pixels."""
+    cfg, _, detector = trained
+    from mmyolo_dcnv3.inference import predict
+    from mmengine.dataset import Compose
+    onnx_detector = OnnxDetector(cfg, exported[variant])
+    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline if 'LoadAnnotations' not in str(t['type'])])
+    score_thr = cfg.model.test_cfg.score_thr
+    total = 0
+    for image in toy_images:
+        want, got = predict(detector, pipeline, image), onnx_detector.predict(image)
+        total += len(want)
+        # Only ties at the score threshold may fall either way.
+        for missing in (unmatched(want, got), unmatched(got, want)):
+            assert all(score <= score_thr + 1e-3 for score in missing), (image, missing)
+    assert total > 0
+
+
+@pytest.mark.slow
+def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
+    """tools/test_onnx.py and tools/test.py on the same images: each of the 12 COCO numbers within 0.002."""
+    cfg, checkpoint, _ = trained
+    options = as_cli(data_options(toy))
+    torch_run = run([sys.executable, os.path.join(TOOLS, 'test.py'), DCNV3_CONFIG, checkpoint, '--work-dir',
+                     str(tmp_path / 'torch'), *options])
+    onnx_run = run([sys.executable, os.path.join(TOOLS, 'test_onnx.py'), DCNV3_CONFIG, exported['gridsample'],
+                    '--json-out', str(tmp_path / 'onnx.json'), *options])
+
+    def coco_numbers(output):
+        return [float(line.rsplit('= ', 1)[1]) for line in output.splitlines()
+                if 'Average Precision' in line or 'Average Recall' in line]
+
+    onnx_numbers = coco_numbers(onnx_run.stdout + onnx_run.stderr)
+    torch_numbers = coco_numbers(torch_run.stdout + torch_run.stderr)
+    assert len(onnx_numbers) == len(torch_numbers) == 12
+    # A model this briefly trained may score 0 AP; its recall is what is compared then.
+    assert max(torch_numbers) > 0
+    assert all(abs(a - b) <= 0.002 for a, b in zip(onnx_numbers, torch_numbers)), (onnx_numbers, torch_numbers)
+    import json
+    assert json.loads((tmp_path / 'onnx.json').read_text())['metrics']['coco/bbox_mAP'] == onnx_numbers[0]
+
+
+@pytest.mark.slow
+def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
+    cfg, checkpoint, _ = trained
+    out = tmp_path / 'model.onnx'
+    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out', str(out),
+                  '--nms', '--max-dets', '50', '--score-thr', '0.05', *as_cli(data_options(toy))])
+    assert 'onnx.checker: ' in result.stdout and f'wrote {out}' in result.stdout
+    differences = [float(line.rsplit(' ', 1)[1]) for line in result.stdout.splitlines()
+                   if 'largest difference' in line]
+    assert differences and max(differences) <= 1e-3
+    assert 'num_dets: identical' in result.stdout
+    metadata = read_metadata(str(out))
+    assert metadata['nms'] == dict(score_threshold=0.05, iou_threshold=0.7, max_detections=50)
+    assert metadata['classes'] == list(cfg.metainfo['classes'])
+
+
+def test_plain_yolov8_exports_too(toy, tmp_path):
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import MODELS
+    cfg = toy_config(PLAIN_CONFIG, toy)
+    init_default_scope('mmyolo')
+    detector = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    path, example = export_detector(detector, cfg, str(tmp_path / 'plain.onnx'))
+    for want, got in zip(eager_outputs(detector, example), OnnxModel(path)(example.numpy())):
+        assert np.abs(got - want).max() <= 1e-3
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--opset', '15'], 'GridSample exists from opset 16'),
+    (['--dcnv3', 'deformconv', '--opset', '18'], 'DeformConv exists from opset 19'),
+    (['--score-thr', '0.3'], 'need --nms'),
+])
+def test_export_tool_refuses_bad_arguments(tmp_path, arguments, message):
+    checkpoint = tmp_path / 'any.pth'  # the arguments are refused before it is read
+    checkpoint.write_bytes(b'')
+    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), DCNV3_CONFIG, str(checkpoint), '--out',
+                  str(tmp_path / 'x.onnx'), *arguments], check=False)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
+    """A DCNv3 checkpoint with the plain config: an error naming the mismatch, no file."""
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import MODELS
+    init_default_scope('mmyolo')
+    checkpoint = tmp_path / 'dcnv3.pth'
+    torch.save({'state_dict': MODELS.build(Config.fromfile(DCNV3_CONFIG).model).state_dict()}, checkpoint)
+    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), PLAIN_CONFIG, str(checkpoint), '--out',
+                  str(tmp_path / 'x.onnx')], check=False)
+    assert result.returncode != 0 and 'is not a checkpoint of' in result.stderr and 'does not match' in result.stderr
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+@pytest.mark.slow
+def test_example_detects_without_torch_or_openmmlab(trained, exported, toy, tmp_path):
+    """examples/onnx_inference.py with torch and OpenMMLab unimportable: pictures written and
+    the printed detections are the ones OnnxDetector finds (same preprocessing, same file)."""
+    cfg, _, _ = trained
+    folder = os.path.join(toy, 'train')
+    onnx_detector = OnnxDetector(cfg, exported['nms'])
+    predictions = {image: onnx_detector.predict(os.path.join(folder, image)) for image in sorted(os.listdir(folder))}
+    scores = sorted((float(s) for p in predictions.values() for s in p.scores), reverse=True)
+    threshold = scores[min(19, len(scores) - 1)]  # about 20 detections to compare
+    blocker = ('import importlib.abc, runpy, sys\n'
+               'class Block(importlib.abc.MetaPathFinder):\n'
+               '    def find_spec(self, name, path=None, target=None):\n'
+               "        if name.split('.')[0] in {'torch', 'mmcv', 'mmengine', 'mmdet', 'mmyolo', 'mmyolo_dcnv3'}:\n"
+               '            raise ModuleNotFoundError(name)\n'
+               'sys.meta_path.insert(0, Block())\n'
+               f"sys.argv = ['onnx_inference.py', {exported['nms']!r}, {folder!r}, "
+               f"'--out', {str(tmp_path)!r}, '--score-thr', {repr(str(threshold))}]\n"
+               f"runpy.run_path({os.path.join(ROOT, 'examples', 'onnx_inference.py')!r}, run_name='__main__')\n")
+    result = run([sys.executable, '-c', blocker])
+    printed = [line.split() for line in result.stdout.splitlines() if line.endswith(tuple('0123456789'))]
+    classes = cfg.metainfo['classes']
+    for image, pred in predictions.items():
+        assert os.path.isfile(tmp_path / image)
+        keep = pred.scores >= threshold
+        rows = [p for p in printed if p[0] == image]
+        assert len(rows) == int(keep.sum()), image
+        for row, box, label in zip(rows, pred.bboxes[keep].numpy(), pred.labels[keep].tolist()):
+            assert row[1] == classes[label]
+            assert box_iou(np.float32([row[3:]]), box[None])[0, 0] >= 0.98
+    assert len(printed) >= min(20, len(scores)) > 0
+
+
+class NmsOnly(torch.nn.Module):
+    def __init__(self, settings):
+        super().__init__()
+        self.settings = settings
+
+    def forward(self, boxes, scores):
+        s = self.settings
+        return multiclass_nms(boxes, scores, s.iou_threshold, s.score_threshold, s.max_detections)
+
+
+def test_onnx_nms_graph_keeps_what_mmcv_batched_nms_keeps(tmp_path):
+    """ONNX NonMaxSuppression + per-image top-k against the eager op (mmcv's batched_nms),
+    with a dynamic batch, an image without any box above the threshold, and more
+    survivors than max_detections."""
+    g = torch.Generator().manual_seed(0)
+    corner = torch.rand(3, 300, 2, generator=g) * 100
+    boxes = torch.cat([corner, corner + 5 + 30 * torch.rand(3, 300, 2, generator=g)], -1)
+    scores = torch.rand(3, 300, 4, generator=g)
+    scores[1] *= 0.2  # nothing above the threshold
+    settings = NmsSettings(score_threshold=0.25, iou_threshold=0.5, max_detections=40)
+    batch = torch.export.Dim('batch', max=16)
+    path = export_onnx(NmsOnly(settings).eval(), (boxes, scores), str(tmp_path / 'nms.onnx'),
+                       extra_translations=nms_translation_table(18), dynamic_shapes=({0: batch}, {0: batch}))
+    assert onnx_domains(path) == ['']
+    expected = [t.numpy() for t in NmsOnly(settings)(boxes, scores)]
+    actual = OnnxModel(path)(boxes.numpy(), scores.numpy())
+    assert expected[0].ravel().tolist() == actual[0].ravel().tolist()
+    assert expected[0][0, 0] == 40 and expected[0][1, 0] == 0
+    for want, got in zip(expected[1:], actual[1:]):
+        assert want.shape == got.shape and np.allclose(want, got, atol=1e-6)

@@ -1,0 +1,125 @@
+"""CPU latency of exported YOLOv8 and YOLOv8-DCNv3 in ONNX Runtime, side by side with PyTorch eager.
+
+    python tools/benchmark_onnx.py [--models n s] [--img-size 640] [--repeats 10] [--threads 2] [--json PATH]
+
+For each model size it builds MMYOLO's plain YOLOv8 COCO config and this
+project's DCNv3 one (random weights: the latency does not depend on them),
+exports the plain model and the DCNv3 model with both DCNv3 translations
+(GridSample, opset 18; DeformConv, opset 19), all without NMS, and times the
+network on one image: the variants take turns on every repeat, so the
+machine's load weighs on all of them alike. Prints the median latency of
+each and the ratios the deployment section of the README quotes.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PLAIN_CONFIG = 'mmyolo::yolov8/yolov8_{size}_syncbn_fast_8xb16-500e_coco.py'
+DCNV3_CONFIG = osp.join(ROOT, 'configs', 'yolov8_{size}_dcnv3_coco.py')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--models', nargs='+', choices=('n', 's', 'm', 'l', 'x'), default=['n', 's'],
+                        help='YOLOv8 sizes (default n s)')
+    parser.add_argument('--img-size', type=int, default=640, help='square input size (default 640)')
+    parser.add_argument('--repeats', type=int, default=10, help='timed runs of each variant (default 10)')
+    parser.add_argument('--threads', type=int, default=2, help='CPU threads of torch and ONNX Runtime (default 2)')
+    parser.add_argument('--json', help='also write the results to this JSON file')
+    args = parser.parse_args(argv)
+    if args.img_size < 32 or args.img_size % 32:
+        parser.error(f'--img-size must be a positive multiple of 32, got {args.img_size}')
+    if args.repeats < 1 or args.threads < 1:
+        parser.error('--repeats and --threads must be at least 1')
+    return args
+
+
+def build_detector(config):
+    """A detector of ``config`` with its initial (random) weights, SyncBN reverted, in eval mode."""
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import MODELS
+    cfg = get_config(config) if config.startswith('mmyolo::') else Config.fromfile(config)
+    init_default_scope('mmyolo')
+    detector = revert_sync_batchnorm(MODELS.build(cfg.model))
+    detector.init_weights()
+    return cfg, detector.eval()
+
+
+def median_ms(variants, images, repeats):
+    """{name: median milliseconds} of each callable in ``variants`` on ``images``, taking turns."""
+    for run in variants.values():  # warm-up
+        run(images)
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run(images)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmyolo_dcnv3.deploy.detector import ExportableYOLOv8, export_detector
+    from mmyolo_dcnv3.deploy.runtime import OnnxModel
+    torch.set_num_threads(args.threads)
+    size = (args.img_size, args.img_size)
+    images = torch.rand(1, 3, *size)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for model_size in args.models:
+            variants = {}
+            for kind, config in (('plain', PLAIN_CONFIG), ('DCNv3', DCNV3_CONFIG)):
+                cfg, detector = build_detector(config.format(size=model_size))
+                wrapper = ExportableYOLOv8(detector).eval()
+                variants[f'PyTorch eager {kind}'] = lambda x, w=wrapper: w(x)
+                for translation in (('gridsample',) if kind == 'plain' else ('gridsample', 'deformconv')):
+                    path = osp.join(folder, f'{model_size}_{kind}_{translation}.onnx')
+                    print(f'exporting YOLOv8-{model_size} {kind} ({translation}) at {size[0]} px', flush=True)
+                    export_detector(detector, cfg, path, input_size=size, translation=translation)
+                    session = OnnxModel(path, 'onnxruntime', threads=args.threads)
+                    label = f'ONNX Runtime {kind}' + ('' if kind == 'plain' else f' {translation}')
+                    variants[label] = lambda x, s=session: s(x.numpy())
+            print(f'timing YOLOv8-{model_size}: {len(variants)} variants x {args.repeats} runs, '
+                  f'{args.threads} threads', flush=True)
+            with torch.no_grad():
+                results[model_size] = median_ms(variants, images, args.repeats)
+
+    print(f'\nmedian latency per {size[0]}x{size[1]} image, network only, {args.threads} CPU threads '
+          f'(torch {torch.__version__})')
+    for model_size, ms in results.items():
+        print(f'\nYOLOv8-{model_size}')
+        for name, value in ms.items():
+            print(f'  {name:<36} {value:8.1f} ms')
+        plain = ms['ONNX Runtime plain']
+        for translation in ('gridsample', 'deformconv'):
+            dcn = ms[f'ONNX Runtime DCNv3 {translation}']
+            print(f'  DCNv3 ({translation}) / plain, ONNX Runtime: {dcn / plain:.2f}x; '
+                  f'ONNX Runtime / PyTorch eager (DCNv3): {dcn / ms["PyTorch eager DCNv3"]:.2f}x')
+        print(f'  plain: ONNX Runtime / PyTorch eager: {plain / ms["PyTorch eager plain"]:.2f}x; '
+              f'DCNv3 in PyTorch eager / plain: {ms["PyTorch eager DCNv3"] / ms["PyTorch eager plain"]:.2f}x')
+        faster = ms['ONNX Runtime DCNv3 deformconv'] / ms['ONNX Runtime DCNv3 gridsample']
+        print(f'  DeformConv / GridSample, ONNX Runtime: {faster:.2f}x')
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(dict(img_size=args.img_size, threads=args.threads, repeats=args.repeats,
+                           median_ms=results), f, indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
