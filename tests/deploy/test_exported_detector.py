@@ -7,7 +7,6 @@ checks the ONNX Runtime mAP of both demo models in the default run.
 """
 import copy
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -19,6 +18,7 @@ pytest.importorskip('onnxscript', reason='deployment packages not installed (req
 pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
 
 from mmyolo_dcnv3.ops import dcnv3_implementation  # noqa: E402
+from tests.conftest import run_command as run  # noqa: E402
 
 if dcnv3_implementation('cpu') != 'compiled':
     pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
@@ -36,15 +36,6 @@ DCNV3_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
 PLAIN_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py')
 IMAGE_SIZE = 128
 TRAIN_ITERATIONS = 30
-
-
-def run(args, check=True):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=900,
-                            env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', '')))
-    if check and result.returncode != 0:
-        raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n'
-                             f'{result.stderr[-5000:]}')
-    return result
 
 
 def data_options(root):

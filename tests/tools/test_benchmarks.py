@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-from tests.tools.test_tools import TOOLS, run
+from tests.conftest import ROOT, run_command as run
+
+TOOLS = os.path.join(ROOT, 'tools')
 
 
 def test_op_benchmark_times_every_peer_and_writes_the_ratios(tmp_path):

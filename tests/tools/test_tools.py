@@ -1,33 +1,16 @@
 """train/test/get_flops tools and the `mim` commands, end to end on a tiny dataset."""
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.conftest import ROOT, run_command as run
+
 TOOLS = os.path.join(ROOT, 'tools')
 CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
 BIN = os.path.dirname(sys.executable)
 COCO_LINES = 12
-
-
-def run(args, env=None, check=True, timeout=600):
-    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
-    result = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f'{" ".join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}'
-                             f'\n{result.stderr[-5000:]}')
-    return result
-
-
-@pytest.fixture(scope='module')
-def toy_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('toy_coco')
-    run([sys.executable, os.path.join(TOOLS, 'make_toy_coco.py'), '--out', str(root), '--train-images', '8',
-         '--val-images', '4', '--image-size', '128'])
-    return str(root) + '/'
 
 
 def data_options(root, epochs=1):
@@ -47,10 +30,10 @@ def coco_summary_lines(output):
 
 
 @pytest.fixture(scope='module')
-def mim_trained(toy_data, tmp_path_factory):
+def mim_trained(toy_coco, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('mim_train'))
     result = run([os.path.join(BIN, 'mim'), 'train', 'mmyolo', CONFIG, '--gpus', '0', '--work-dir', work_dir,
-                  *data_options(toy_data)])
+                  *data_options(toy_coco)])
     return work_dir, result.stdout + result.stderr
 
 
@@ -60,38 +43,38 @@ def test_mim_train_runs_two_iterations_and_writes_a_checkpoint(mim_trained):
     assert os.path.isfile(os.path.join(work_dir, 'epoch_1.pth'))
 
 
-def test_mim_test_loads_the_checkpoint_and_prints_coco_metrics(mim_trained, toy_data):
+def test_mim_test_loads_the_checkpoint_and_prints_coco_metrics(mim_trained, toy_coco):
     work_dir, _ = mim_trained
     result = run([os.path.join(BIN, 'mim'), 'test', 'mmyolo', CONFIG, '--checkpoint',
                   os.path.join(work_dir, 'epoch_1.pth'), '--gpus', '0', '--work-dir', work_dir,
-                  *data_options(toy_data)])
+                  *data_options(toy_coco)])
     assert len(coco_summary_lines(result.stdout + result.stderr)) == COCO_LINES
 
 
-def test_tools_test_prints_coco_metrics_and_writes_predictions(mim_trained, toy_data, tmp_path):
+def test_tools_test_prints_coco_metrics_and_writes_predictions(mim_trained, toy_coco, tmp_path):
     work_dir, _ = mim_trained
     result = run([sys.executable, os.path.join(TOOLS, 'test.py'), CONFIG, os.path.join(work_dir, 'epoch_1.pth'),
                   '--work-dir', str(tmp_path), '--json-prefix', str(tmp_path / 'pred'),
-                  '--out', str(tmp_path / 'pred.pkl'), *data_options(toy_data)])
+                  '--out', str(tmp_path / 'pred.pkl'), *data_options(toy_coco)])
     assert len(coco_summary_lines(result.stdout + result.stderr)) == COCO_LINES
     assert 'coco/bbox_mAP' in result.stdout + result.stderr
     assert (tmp_path / 'pred.bbox.json').is_file() and (tmp_path / 'pred.pkl').is_file()
 
 
-def test_resume_continues_from_the_checkpoint(mim_trained, toy_data, tmp_path):
+def test_resume_continues_from_the_checkpoint(mim_trained, toy_coco, tmp_path):
     import shutil
     work_dir, _ = mim_trained
     resumed_dir = tmp_path / 'resumed'
     shutil.copytree(work_dir, resumed_dir)
     result = run([sys.executable, os.path.join(TOOLS, 'train.py'), CONFIG, '--work-dir', str(resumed_dir),
-                  '--resume', *data_options(toy_data, epochs=2)])
+                  '--resume', *data_options(toy_coco, epochs=2)])
     log = result.stdout + result.stderr
     assert 'resumed epoch: 1' in log
     assert 'Epoch(train) [2][2/2]' in log and 'Epoch(train) [1]' not in log
     assert (resumed_dir / 'epoch_2.pth').is_file()
 
 
-def test_training_twice_with_the_config_seed_gives_identical_weights(toy_data, tmp_path):
+def test_training_twice_with_the_config_seed_gives_identical_weights(toy_coco, tmp_path):
     # The demo configs set randomness.seed: data order, augmentations (in a
     # worker process) and initial weights repeat, and the CPU kernels are
     # deterministic, so two runs end bitwise equal.
@@ -99,20 +82,20 @@ def test_training_twice_with_the_config_seed_gives_identical_weights(toy_data, t
     for run_dir in ('first', 'second'):
         work_dir = str(tmp_path / run_dir)
         run([sys.executable, os.path.join(TOOLS, 'train.py'), CONFIG, '--work-dir', work_dir,
-             *data_options(toy_data, epochs=2), 'train_dataloader.num_workers=1'])
+             *data_options(toy_coco, epochs=2), 'train_dataloader.num_workers=1'])
         weights.append(torch.load(os.path.join(work_dir, 'epoch_2.pth'), map_location='cpu',
                                   weights_only=False)['state_dict'])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_two_process_gloo_training_ends_with_identical_weights(toy_data, tmp_path):
+def test_two_process_gloo_training_ends_with_identical_weights(toy_coco, tmp_path):
     config = tmp_path / 'ddp_config.py'
     config.write_text(f"_base_ = '{CONFIG}'\n"
                       "custom_imports = dict(imports=['mmyolo_dcnv3', 'tests.tools.rank_weights_hook'], "
                       "allow_failed_imports=False)\n"
                       "custom_hooks = _base_.custom_hooks + [dict(type='SaveRankWeightsHook')]\n")
-    options = data_options(toy_data)
+    options = data_options(toy_coco)
     options[options.index('train_dataloader.batch_size=4')] = 'train_dataloader.batch_size=2'
     run([os.path.join(BIN, 'torchrun'), '--nproc_per_node=2', '--master_port=29533',
          os.path.join(TOOLS, 'train.py'), str(config), '--launcher', 'pytorch', '--work-dir', str(tmp_path),
