@@ -40,7 +40,11 @@ class CSPNeXtDCNv3(DCNv3StagesMixin, CSPNeXt):
 
     Args:
         dcn_stages: one boolean per stage (four for ``arch='P5'``, strides 4
-            to 32; five for ``'P6'``); default: the last two stages.
+            to 32; five for ``'P6'``): which stages use DCNv3 CSP layers;
+            default: the last two stages.
+        dcn_downsample_stages: one boolean per stage: which stages replace
+            their stride-2 downsampling conv by a :class:`DCNv3ConvModule`;
+            default none.
         dcnv3_cfg: arguments of every DCNv3 conv layer (``group``, ...); every
             DCNv3 stage's block width (half its output channels) must be
             divisible by ``group``.
@@ -49,12 +53,15 @@ class CSPNeXtDCNv3(DCNv3StagesMixin, CSPNeXt):
 
     plain_csp_layer = CSPLayer
 
-    def __init__(self, dcn_stages: Optional[Sequence[bool]] = None, dcnv3_cfg: Optional[dict] = None,
+    def __init__(self, dcn_stages: Optional[Sequence[bool]] = None,
+                 dcn_downsample_stages: Optional[Sequence[bool]] = None, dcnv3_cfg: Optional[dict] = None,
                  arch: str = 'P5', arch_ovewrite: Optional[list] = None, **kwargs):
         num_stages = len(arch_ovewrite or self.arch_settings[arch])
         if dcn_stages is None:
             dcn_stages = (False,) * (num_stages - 2) + (True, True)
-        self.set_dcnv3_stages(dcn_stages, dcnv3_cfg, num_stages=num_stages)
+        if dcn_downsample_stages is None:
+            dcn_downsample_stages = (False,) * num_stages
+        self.set_dcnv3_stages(dcn_stages, dcn_downsample_stages, dcnv3_cfg, num_stages=num_stages)
         super().__init__(arch=arch, arch_ovewrite=arch_ovewrite, **kwargs)
 
     def build_dcnv3_csp_layer(self, plain, setting):

@@ -212,10 +212,13 @@ def _rename_internimage_gate_keys(module, state_dict, prefix, *_):
             state_dict[f'{prefix}center_feature_scale_proj.{name}'] = state_dict.pop(key)
 
 
-def _pair(value, name: str) -> Tuple[int, int]:
+def square_pair(value, arg: str, owner: str) -> Tuple[int, int]:
+    """``value`` (an int or a pair of equal ints) as a pair: DCNv3's grid is square."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-        raise ValueError(f'DCNv3Conv2d: {name} must be an int or a pair of ints, got {value!r}')
+        raise ValueError(f'{owner}: {arg} must be an int or a pair of ints, got {value!r}')
+    if pair[0] != pair[1]:
+        raise ValueError(f'{owner}: {arg} must be the same along height and width, got {pair}')
     return pair
 
 
@@ -243,13 +246,9 @@ class DCNv3Conv2d(nn.Module):
                  act_layer: str = 'GELU', norm_layer: str = 'LN', center_feature_scale: bool = False,
                  remove_center: bool = False):
         super().__init__()
-        kernel_size, stride = _pair(kernel_size, 'kernel_size'), _pair(stride, 'stride')
-        padding, dilation = _pair(padding, 'padding'), _pair(dilation, 'dilation')
-        for name, pair in (('kernel_size', kernel_size), ('stride', stride), ('padding', padding),
-                           ('dilation', dilation)):
-            if pair[0] != pair[1]:
-                raise ValueError(f'DCNv3Conv2d: {name} must be the same along height and width, '
-                                 f'got {pair}')
+        kernel_size, stride, padding, dilation = (
+            square_pair(value, arg, 'DCNv3Conv2d') for value, arg in (
+                (kernel_size, 'kernel_size'), (stride, 'stride'), (padding, 'padding'), (dilation, 'dilation')))
         if groups != 1:
             raise ValueError(f'DCNv3Conv2d: groups must be 1 (DCNv3 groups channels with `group`), '
                              f'got groups={groups}')

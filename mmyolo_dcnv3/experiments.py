@@ -1,0 +1,207 @@
+"""What the demo and the placement ablation share: running trainings side by side, reading their logs, timing.
+
+The tools (``tools/demo.py``, ``tools/ablate_dcnv3_placement.py``) drive
+``tools/train.py`` in subprocesses on the embedded toy dataset; these helpers
+start them, find their checkpoints and metrics in mmengine's work dirs, and
+time the trained detectors side by side.
+"""
+import datetime
+import glob
+import json
+import os
+import os.path as osp
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(ROOT, 'tools')
+COCO_KEYS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l']
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+
+
+def run_parallel(commands: Dict[str, List[str]], slots: Optional[int] = None,
+                 log_dir: Optional[str] = None,
+                 on_finish: Callable[[str, float], None] = lambda label, seconds: None) -> Dict[str, float]:
+    """Runs labelled commands, at most ``slots`` at once (default: all), each
+    on an equal share of the CPU cores (``OMP_NUM_THREADS``).
+
+    Without ``log_dir`` each command's output streams to ours line by line
+    with a ``[label]`` prefix; with it, it goes to ``log_dir/<label>.log``
+    and only start and finish lines are printed. ``on_finish(label,
+    seconds)`` runs as each command succeeds. When one fails the others are
+    stopped and ``CalledProcessError`` is raised. Returns {label: wall
+    seconds}.
+    """
+    slots = len(commands) if slots is None else slots
+    if slots < 1:
+        raise ValueError(f'slots must be at least 1, got {slots}')
+    threads = max(1, cpu_cores() // min(slots, max(1, len(commands))))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
+    print(f'{len(commands)} job(s), {min(slots, len(commands))} at once, {threads} CPU thread(s) each', flush=True)
+    pending, running, seconds, readers = list(commands), {}, {}, []
+    failed = None  # (label, return code)
+
+    def stream(label, process, start, log):
+        for line in process.stdout:
+            if log is None:
+                print(f'[{label}] {line}', end='', flush=True)
+            else:
+                log.write(line)
+        process.wait()
+        if log is not None:
+            log.close()
+        seconds[label] = time.perf_counter() - start
+
+    def launch(label):
+        log = None
+        if log_dir is not None:
+            os.makedirs(log_dir, exist_ok=True)
+            log = open(osp.join(log_dir, f'{label}.log'), 'a')
+            print(f'[{label}] started; log: {log.name}', flush=True)
+        print(f'[{label}] $ ' + ' '.join(commands[label]), flush=True)
+        process = subprocess.Popen(commands[label], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        readers.append(threading.Thread(target=stream, args=(label, process, time.perf_counter(), log)))
+        readers[-1].start()
+        running[label] = process
+
+    try:
+        while (pending or running) and failed is None:
+            while pending and len(running) < slots:
+                launch(pending.pop(0))
+            time.sleep(0.5)
+            for label, process in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[label]
+                if process.returncode != 0:
+                    failed = label, process.returncode
+                    break
+                while label not in seconds:  # the reader records the time after the last line
+                    time.sleep(0.05)
+                on_finish(label, seconds[label])
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.terminate()
+        for reader in readers:
+            reader.join()
+    if failed is not None:
+        label, returncode = failed
+        log = f'; its log: {osp.join(log_dir, label + ".log")}' if log_dir else ''
+        print(f'[{label}] failed with exit code {returncode}{log}', flush=True)
+        raise subprocess.CalledProcessError(returncode, commands[label])
+    return seconds
+
+
+def toy_data_options(data_root: str, epochs: Optional[int] = None, seed: Optional[int] = None) -> List[str]:
+    """``--cfg-options`` that point a toy config (configs/demo/) at ``data_root``,
+    and optionally shorten its schedule to ``epochs`` or set its random seed."""
+    root = data_root.rstrip('/') + '/'
+    ann = root + 'annotations/instances_val.json'
+    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+               f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={ann}',
+               f'test_evaluator.ann_file={ann}']
+    if epochs is not None:
+        options += [f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
+                    f'default_hooks.param_scheduler.max_epochs={epochs}', 'default_hooks.checkpoint.interval=1']
+    if seed is not None:
+        options.append(f'randomness.seed={seed}')
+    return options
+
+
+def make_toy_dataset(out: str, train_images: Optional[int] = None, val_images: Optional[int] = None,
+                     image_size: Optional[int] = None) -> None:
+    """tools/make_toy_coco.py into ``out`` (which skips a dataset already there)."""
+    command = [sys.executable, osp.join(TOOLS, 'make_toy_coco.py'), '--out', out]
+    for option, value in (('--train-images', train_images), ('--val-images', val_images),
+                          ('--image-size', image_size)):
+        if value is not None:
+            command += [option, str(value)]
+    print('$ ' + ' '.join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def best_checkpoint(work_dir: str) -> str:
+    """The best_*.pth a training saved in work_dir, else its last checkpoint."""
+    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')), key=osp.getmtime)
+    if best:
+        return best[-1]
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def scalar_logs(work_dir: str, every_run: bool = False) -> List[dict]:
+    """The JSON lines mmengine logged in work_dir's latest run (all runs, oldest
+    first, with ``every_run``): a training run writes TIMESTAMP/vis_data/scalars.json,
+    a test run TIMESTAMP/TIMESTAMP.json."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+                  + glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
+    entries = []
+    for path in runs if every_run else runs[-1:]:
+        with open(path) as f:
+            entries += [json.loads(line) for line in f if line.strip()]
+    return entries
+
+
+def best_val_metrics(work_dir: str) -> dict:
+    """The coco/* metrics of the validation with the highest bbox mAP over all
+    of work_dir's training runs (a resumed training logs in several), plus its epoch."""
+    validations = [e for e in scalar_logs(work_dir, every_run=True) if 'coco/bbox_mAP' in e]
+    if not validations:
+        raise RuntimeError(f'no validation metrics logged in {work_dir}')
+    best = max(validations, key=lambda e: e['coco/bbox_mAP'])
+    return dict({key: best[f'coco/{key}'] for key in COCO_KEYS}, epoch=best['step'])
+
+
+_LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+
+
+def training_seconds(work_dir: str) -> float:
+    """Wall time of all of work_dir's training runs, from the first to the last
+    timestamped line of each mmengine log (so a resumed training counts every attempt)."""
+    total = 0.0
+    for log in glob.glob(osp.join(work_dir, '*', '*.log')):
+        with open(log) as f:
+            stamps = [m.group(1) for m in map(_LOG_TIME.match, f) if m]
+        if len(stamps) > 1:
+            first, last = (datetime.datetime.strptime(s, '%Y/%m/%d %H:%M:%S') for s in (stamps[0], stamps[-1]))
+            total += (last - first).total_seconds()
+    return total
+
+
+def latency_ms(predictors: Dict[str, Callable[[str], object]], images: Sequence[str]) -> Dict[str, float]:
+    """Median end-to-end time (preprocessing + network + NMS) of one image, in ms,
+    for each of {label: predict(image_path)}: the predictors take turns on each
+    image, so that the machine's load weighs on all of them alike."""
+    for predict in predictors.values():  # the first calls warm up
+        for _ in range(2):
+            predict(images[0])
+    times = {label: [] for label in predictors}
+    for image in images:
+        for label, predict in predictors.items():
+            start = time.perf_counter()
+            predict(image)
+            times[label].append((time.perf_counter() - start) * 1e3)
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def detector_complexity(config: str, image_size: int):
+    """(parameters, FLOPs as multiply-adds) of a config's detector on one square image."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import MODELS
+
+    from mmyolo_dcnv3.analysis import model_complexity
+    cfg = Config.fromfile(config)
+    init_default_scope('mmyolo')
+    params, flops, _ = model_complexity(MODELS.build(cfg.model), (3, image_size, image_size))
+    return params, flops
