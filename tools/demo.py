@@ -24,19 +24,17 @@ import glob
 import json
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
-import threading
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOLS = osp.join(ROOT, 'tools')
+from mmyolo_dcnv3.experiments import (COCO_KEYS, ROOT, TOOLS, best_checkpoint, detector_complexity, latency_ms,
+                                      make_toy_dataset, run_parallel, scalar_logs, toy_data_options)
+
 MODELS = {  # label -> config
     'YOLOv8-n': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py'),
     'YOLOv8-n + DCNv3': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py'),
 }
-COCO_KEYS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l']
 
 
 def parse_args(argv=None):
@@ -75,124 +73,12 @@ def run(command):
     return time.perf_counter() - start
 
 
-def run_side_by_side(commands):
-    """Runs labelled commands at once, each with an equal share of the CPU cores
-    (OMP_NUM_THREADS), their output streamed line by line with a [label] prefix.
-    Stops the others when one fails. Returns {label: wall time in seconds}."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-    threads = max(1, cores // len(commands))
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
-    print(f'{len(commands)} jobs at once, {threads} CPU thread(s) each', flush=True)
-    start = time.perf_counter()
-    seconds, processes, readers = {}, {}, []
-
-    def stream(label, process):
-        for line in process.stdout:
-            print(f'[{label}] {line}', end='', flush=True)
-        process.wait()
-        seconds[label] = time.perf_counter() - start
-
-    for label, command in commands.items():
-        print(f'[{label}] $ ' + ' '.join(command), flush=True)
-        processes[label] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                            text=True)
-        readers.append(threading.Thread(target=stream, args=(label, processes[label])))
-        readers[-1].start()
-    stopped = set()
-    try:
-        while any(p.poll() is None for p in processes.values()):
-            if any(p.poll() not in (None, 0) for p in processes.values()):
-                break
-            time.sleep(0.5)
-    finally:
-        for label, p in processes.items():
-            if p.poll() is None:
-                p.terminate()
-                stopped.add(label)
-        for reader in readers:
-            reader.join()
-    for label, p in processes.items():
-        if p.returncode != 0 and label not in stopped:
-            raise subprocess.CalledProcessError(p.returncode, commands[label])
-    return seconds
-
-
-def data_options(args):
-    root = args.data.rstrip('/') + '/'
-    ann = root + 'annotations/instances_val.json'
-    options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
-               f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={ann}',
-               f'test_evaluator.ann_file={ann}']
-    if args.epochs is not None:
-        options += [f'train_cfg.max_epochs={args.epochs}', 'train_cfg.val_interval=1',
-                    f'default_hooks.param_scheduler.max_epochs={args.epochs}',
-                    f'default_hooks.checkpoint.interval=1']
-    if args.seed is not None:
-        options.append(f'randomness.seed={args.seed}')
-    return options
-
-
-def make_dataset(args):
-    command = [sys.executable, osp.join(TOOLS, 'make_toy_coco.py'), '--out', args.data]
-    for name in ('train_images', 'val_images', 'image_size'):
-        if getattr(args, name) is not None:
-            command += [f'--{name.replace("_", "-")}', str(getattr(args, name))]
-    run(command)
-
-
-def best_checkpoint(work_dir):
-    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')), key=osp.getmtime)
-    if best:
-        return best[-1]
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
-def scalar_logs(work_dir):
-    """The JSON lines mmengine logged in the latest run in work_dir: a training run
-    writes TIMESTAMP/vis_data/scalars.json, a test run TIMESTAMP/TIMESTAMP.json."""
-    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
-                  + glob.glob(osp.join(work_dir, '*', '*.json')), key=osp.getmtime)
-    if not runs:
-        return []
-    with open(runs[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def test_metrics(work_dir):
     """The coco/* metrics that tools/test.py logged last in work_dir."""
     for entry in reversed(scalar_logs(work_dir)):
         if 'coco/bbox_mAP' in entry:
             return {key: entry[f'coco/{key}'] for key in COCO_KEYS}
     raise RuntimeError(f'no COCO metrics logged in {work_dir}')
-
-
-def cpu_latency_ms(predictors, images):
-    """Median end-to-end time (preprocessing + network + NMS) of one image, in ms,
-    for each of {label: predict(image_path)}: the predictors take turns on each
-    image, so that the machine's load weighs on all of them alike."""
-    for predict in predictors.values():  # the first calls warm up
-        for _ in range(2):
-            predict(images[0])
-    times = {label: [] for label in predictors}
-    for image in images:
-        for label, predict in predictors.items():
-            start = time.perf_counter()
-            predict(image)
-            times[label].append((time.perf_counter() - start) * 1e3)
-    return {label: statistics.median(t) for label, t in times.items()}
-
-
-def complexity(config, image_size):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmyolo.registry import MODELS as YOLO_MODELS
-
-    from mmyolo_dcnv3.analysis import model_complexity
-    cfg = Config.fromfile(config)
-    init_default_scope('mmyolo')
-    params, flops, _ = model_complexity(YOLO_MODELS.build(cfg.model), (3, image_size, image_size))
-    return params, flops
 
 
 def draw_detections(results, detectors, images, path):
@@ -281,7 +167,7 @@ def main(argv=None):
     os.makedirs(pictures, exist_ok=True)
 
     phase(f'1/7 toy COCO dataset in {args.data}')
-    make_dataset(args)
+    make_toy_dataset(args.data, args.train_images, args.val_images, args.image_size)
     val_annotations = osp.join(args.data, 'annotations', 'instances_val.json')
     results = dict(val_annotations=val_annotations, models={})
 
@@ -289,9 +175,9 @@ def main(argv=None):
                  for label, config in MODELS.items()}
     phase('2/7 training ' + ', '.join(f'{label} ({osp.relpath(config, ROOT)}) -> {work_dirs[label]}'
                                      for label, config in MODELS.items()))
-    seconds = run_side_by_side({
+    seconds = run_parallel({
         label: [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dirs[label],
-                '--cfg-options', *data_options(args)] for label, config in MODELS.items()})
+                '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)] for label, config in MODELS.items()})
     for label, config in MODELS.items():
         results['models'][label] = dict(config=config, work_dir_train=work_dirs[label],
                                          train_minutes=seconds[label] / 60,
@@ -301,7 +187,7 @@ def main(argv=None):
         phase(f'3/7 COCO evaluation of {label}: {r["checkpoint"]}')
         test_dir = osp.join(args.out, 'work_dirs', 'test_' + osp.splitext(osp.basename(r['config']))[0])
         run([sys.executable, osp.join(TOOLS, 'test.py'), r['config'], r['checkpoint'], '--work-dir', test_dir,
-             '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *data_options(args)])
+             '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)])
         r.update(test_metrics(test_dir))
 
     for label, r in results['models'].items():
@@ -309,10 +195,10 @@ def main(argv=None):
         r['onnx'] = osp.join(args.out, 'onnx', name + '.onnx')
         phase(f'4/7 ONNX export of {label} -> {r["onnx"]} and its COCO evaluation in ONNX Runtime')
         run([sys.executable, osp.join(TOOLS, 'export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx'],
-             '--cfg-options', *data_options(args)])
+             '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)])
         metrics_file = osp.join(args.out, 'onnx', name + '_onnxruntime.json')
         run([sys.executable, osp.join(TOOLS, 'test_onnx.py'), r['config'], r['onnx'], '--json-out', metrics_file,
-             '--cfg-options', *data_options(args)])
+             '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)])
         with open(metrics_file) as f:
             r['onnx_bbox_mAP'] = json.load(f)['metrics']['coco/bbox_mAP']
         print(f'{label}: bbox mAP {r["bbox_mAP"]:.4f} in PyTorch, {r["onnx_bbox_mAP"]:.4f} in ONNX Runtime '
@@ -328,9 +214,9 @@ def main(argv=None):
     predictors = {label: functools.partial(predict, *detector) for label, detector in detectors.items()}
     for label, r in results['models'].items():
         predictors[label + ' (ONNX Runtime)'] = OnnxDetector(Config.fromfile(r['config']), r['onnx']).predict
-    latency = cpu_latency_ms(predictors, val_images[:args.latency_images])
+    latency = latency_ms(predictors, val_images[:args.latency_images])
     for label, r in results['models'].items():
-        params, flops = complexity(r['config'], image_size)
+        params, flops = detector_complexity(r['config'], image_size)
         r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label],
                  onnx_latency_ms=latency[label + ' (ONNX Runtime)'])
         print(f'{label}: {params / 1e6:.3f} M parameters, {flops / 1e9:.3f} GFLOPs at {image_size} px, '

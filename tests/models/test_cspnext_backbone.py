@@ -34,8 +34,16 @@ def test_output_shapes_match_the_plain_backbone_and_gradients_reach_the_offsets(
     assert offsets and all(g is not None and g.abs().sum() > 0 for g in offsets)
 
 
+def test_downsample_placement_keeps_the_output_shapes():
+    x = torch.randn(1, 3, 64, 96)
+    backbone = CSPNeXtDCNv3(dcn_stages=(False,) * 4, dcn_downsample_stages=(False, False, True, True), **SMALL)
+    assert [type(getattr(backbone, f'stage{i}')[0]).__name__ for i in (2, 3)] == ['ConvModule', 'DCNv3ConvModule']
+    assert [o.shape for o in backbone(x)] == [o.shape for o in CSPNeXt(**SMALL)(x)]
+
+
 def test_default_is_the_last_two_stages_of_either_arch():
     assert CSPNeXtDCNv3(**SMALL).dcn_stages == (False, False, True, True)
+    assert CSPNeXtDCNv3(**SMALL).dcn_downsample_stages == (False,) * 4
     assert CSPNeXtDCNv3(arch='P6', out_indices=(2, 3, 4, 5), **SMALL).dcn_stages == (False, False, False, True, True)
 
 

@@ -5,32 +5,8 @@ import subprocess
 import sys
 
 import cv2
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-from demo import run_side_by_side  # noqa: E402
-
-
-def test_side_by_side_jobs_share_the_cores_and_prefix_their_output(capfd):
-    cores = len(os.sched_getaffinity(0))
-    show_threads = 'import os; print("threads", os.environ["OMP_NUM_THREADS"])'
-    seconds = run_side_by_side({'a': [sys.executable, '-c', show_threads],
-                                'b': [sys.executable, '-c', show_threads]})
-    assert set(seconds) == {'a', 'b'} and all(s > 0 for s in seconds.values())
-    out = capfd.readouterr().out
-    for label in 'ab':
-        assert f'[{label}] threads {max(1, cores // 2)}' in out
-
-
-def test_side_by_side_failure_stops_the_other_jobs_and_raises():
-    import time
-    start = time.perf_counter()
-    with pytest.raises(subprocess.CalledProcessError) as error:
-        run_side_by_side({'slow': [sys.executable, '-c', 'import time; time.sleep(60)'],
-                          'failing': [sys.executable, '-c', 'raise SystemExit(3)']})
-    assert error.value.returncode == 3 and error.value.cmd[-1] == 'raise SystemExit(3)'
-    assert time.perf_counter() - start < 30
 
 
 def test_shortened_demo_produces_metrics_table_and_pictures(tmp_path):

@@ -214,7 +214,7 @@ def _rename_internimage_gate_keys(module, state_dict, prefix, *_):
 
 def square_pair(value, arg: str, owner: str) -> Tuple[int, int]:
     """``value`` (an int or a pair of equal ints) as a pair: DCNv3's grid is square."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+    pair = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
         raise ValueError(f'{owner}: {arg} must be an int or a pair of ints, got {value!r}')
     if pair[0] != pair[1]:
