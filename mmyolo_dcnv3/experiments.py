@@ -64,7 +64,7 @@ def run_parallel(commands: Dict[str, List[str]], slots: Optional[int] = None,
         log = None
         if log_dir is not None:
             os.makedirs(log_dir, exist_ok=True)
-            log = open(osp.join(log_dir, f'{label}.log'), 'a')
+            log = open(osp.join(log_dir, f'{label}.log'), 'a', buffering=1)  # line-buffered: tail -f works
             print(f'[{label}] started; log: {log.name}', flush=True)
         print(f'[{label}] $ ' + ' '.join(commands[label]), flush=True)
         process = subprocess.Popen(commands[label], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -173,11 +173,12 @@ def main(argv=None):
 
     work_dirs = {label: osp.join(args.out, 'work_dirs', osp.splitext(osp.basename(config))[0])
                  for label, config in MODELS.items()}
+    data_options = toy_data_options(args.data, args.epochs, args.seed)
     phase('2/7 training ' + ', '.join(f'{label} ({osp.relpath(config, ROOT)}) -> {work_dirs[label]}'
                                      for label, config in MODELS.items()))
     seconds = run_parallel({
         label: [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dirs[label],
-                '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)] for label, config in MODELS.items()})
+                '--cfg-options', *data_options] for label, config in MODELS.items()})
     for label, config in MODELS.items():
         results['models'][label] = dict(config=config, work_dir_train=work_dirs[label],
                                          train_minutes=seconds[label] / 60,
@@ -187,7 +188,7 @@ def main(argv=None):
         phase(f'3/7 COCO evaluation of {label}: {r["checkpoint"]}')
         test_dir = osp.join(args.out, 'work_dirs', 'test_' + osp.splitext(osp.basename(r['config']))[0])
         run([sys.executable, osp.join(TOOLS, 'test.py'), r['config'], r['checkpoint'], '--work-dir', test_dir,
-             '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)])
+             '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *data_options])
         r.update(test_metrics(test_dir))
 
     for label, r in results['models'].items():
@@ -195,10 +196,10 @@ def main(argv=None):
         r['onnx'] = osp.join(args.out, 'onnx', name + '.onnx')
         phase(f'4/7 ONNX export of {label} -> {r["onnx"]} and its COCO evaluation in ONNX Runtime')
         run([sys.executable, osp.join(TOOLS, 'export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx'],
-             '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)])
+             '--cfg-options', *data_options])
         metrics_file = osp.join(args.out, 'onnx', name + '_onnxruntime.json')
         run([sys.executable, osp.join(TOOLS, 'test_onnx.py'), r['config'], r['onnx'], '--json-out', metrics_file,
-             '--cfg-options', *toy_data_options(args.data, args.epochs, args.seed)])
+             '--cfg-options', *data_options])
         with open(metrics_file) as f:
             r['onnx_bbox_mAP'] = json.load(f)['metrics']['coco/bbox_mAP']
         print(f'{label}: bbox mAP {r["bbox_mAP"]:.4f} in PyTorch, {r["onnx_bbox_mAP"]:.4f} in ONNX Runtime '
