@@ -108,7 +108,7 @@ def train_all(args, runs_dir, work_dirs):
         durations.append(seconds)
         finished = done + len(durations)
         left = total - finished
-        eta = statistics.mean(durations) * -(-left // args.jobs) / 60
+        eta = statistics.mean(durations) * left / min(args.jobs, max(left, 1)) / 60  # at the mean throughput
         print(f'[{finished}/{total}] {name} finished in {seconds / 60:.1f} min: bbox mAP '
               f'{run["metrics"]["bbox_mAP"]:.3f} (best epoch {run["metrics"]["epoch"]}); '
               f'{time.strftime("%H:%M")}, about {eta:.0f} min left', flush=True)
