@@ -200,7 +200,9 @@ def plot(summary, path):
                    label='one seed' if x == 0 else None)
         ax.errorbar(x, s['bbox_mAP'], yerr=s['bbox_mAP_std'], fmt='_', markersize=26, capsize=5,
                     color='black', zorder=2, label='mean ± std' if x == 0 else None)
+        ax.annotate(f'{s["bbox_mAP"]:.3f}', (x + 0.2, s['bbox_mAP']), va='center', fontsize=8)
     ax.set_xticks(range(len(summary)), list(summary))
+    ax.set_xlim(-0.5, len(summary) - 0.5)
     ax.set(ylabel='val bbox mAP@[.5:.95]', title='YOLOv8-n on the toy dataset: where DCNv3 goes')
     ax.grid(axis='y', alpha=0.3)
     ax.legend(loc='lower right', fontsize=8)

@@ -10,29 +10,30 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
+from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS
 
 from .csp_layer import YOLOV8_ACT, YOLOV8_NORM
-from .dcnv3 import DCNv3, square_pair
 
 # Arguments the block sets from its own constructor; dcnv3_cfg may not repeat them.
-_SET_BY_THE_BLOCK = ('channels', 'kernel_size', 'stride', 'pad', 'dilation', 'group', 'bias')
+_SET_BY_THE_BLOCK = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups',
+                     'bias', 'group')
 
 
 @MODELS.register_module()
 class DCNv3ConvModule(nn.Module):
-    """1x1 conv + norm + act, DCNv3, norm + act: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
+    """1x1 conv + norm + act, then DCNv3 + norm + act: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
 
     H_out = (H + 2 padding - dilation (kernel_size - 1) - 1) // stride + 1, as
     for ``ConvModule``; stride 2 works (the offsets and mask are predicted at
     the output pixels, see :class:`DCNv3`).
 
-    Sub-modules: ``pointwise`` (a ``ConvModule``, C_in -> C_out, 1x1),
-    ``dcnv3`` (:class:`DCNv3`, channels-last), ``norm`` and ``activate``
-    (absent when ``norm_cfg``/``act_cfg`` is None). Their names differ from a
-    ``ConvModule``'s (``conv``, ``bn``), so a checkpoint of the plain model
-    never loads a 3x3 conv's weights or statistics into this block.
+    Two ``ConvModule``s: ``pointwise`` (C_in -> C_out, 1x1) and ``deform``
+    (C_out -> C_out) whose conv is the ``DCNv3`` conv layer
+    (:class:`DCNv3Conv2d`; the block itself is ``deform.conv.dcnv3``). Their
+    names differ from a plain ``ConvModule``'s (``conv``, ``bn``), so a
+    checkpoint of the plain model never loads a 3x3 conv's weights or
+    statistics into this block.
 
     Args:
         in_channels, out_channels: C_in, C_out; C_out must be divisible by ``group``.
@@ -40,13 +41,11 @@ class DCNv3ConvModule(nn.Module):
             (an int or an equal pair, as DCNv3 is square).
         groups: must be 1 (DCNv3 groups its channels with ``group``); accepted
             so that a ``ConvModule``'s arguments pass unchanged.
-        bias: of the 1x1 conv and DCNv3's output projection; 'auto' (default):
-            only without a norm.
+        bias: as ``ConvModule``'s, for both convs ('auto': only without a norm).
         conv_cfg: must be None; accepted like ``groups``.
-        norm_cfg, act_cfg: of both norms and activations (default YOLOv8's BN
-            and SiLU); None drops them.
+        norm_cfg, act_cfg: of both parts (default YOLOv8's BN and SiLU); None drops them.
         group: DCNv3's channel groups, each with its own offsets and mask.
-        dcnv3_cfg: the rest of :class:`DCNv3`'s arguments (``offset_scale``,
+        dcnv3_cfg: the rest of the DCNv3 block's arguments (``offset_scale``,
             ``dw_kernel_size``, ``act_layer``, ``norm_layer``,
             ``center_feature_scale``, ``remove_center``).
     """
@@ -63,8 +62,6 @@ class DCNv3ConvModule(nn.Module):
                 raise ValueError(f'{name}: {arg} must be a positive int, got {value!r}')
         if out_channels % group != 0:
             raise ValueError(f'{name}: out_channels ({out_channels}) must be divisible by group ({group})')
-        if groups != 1:
-            raise ValueError(f'{name}: groups must be 1 (DCNv3 groups channels with `group`), got {groups!r}')
         if conv_cfg is not None:
             raise ValueError(f'{name}: conv_cfg must be None (the block is its own conv), got {conv_cfg!r}')
         if bias not in ('auto', True, False):
@@ -74,38 +71,23 @@ class DCNv3ConvModule(nn.Module):
         if repeated:
             raise ValueError(f'{name}: dcnv3_cfg may not set {", ".join(repeated)} (the block sets them from '
                              'its own arguments)')
-        kernel_size, stride, padding, dilation = (
-            square_pair(value, arg, name) for value, arg in (
-                (kernel_size, 'kernel_size'), (stride, 'stride'), (padding, 'padding'), (dilation, 'dilation')))
-        bias = norm_cfg is None if bias == 'auto' else bias
-
+        self.pointwise = ConvModule(in_channels, out_channels, 1, bias=bias, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.deform = ConvModule(out_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                                 dilation=dilation, groups=groups, bias=bias,
+                                 conv_cfg=dict(type='DCNv3', group=group, **dcnv3_cfg), norm_cfg=norm_cfg,
+                                 act_cfg=act_cfg)
+        # The attributes mmcv and mmdet read from a ConvModule.
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
-        self.groups = groups
-        self.with_norm = norm_cfg is not None
-        self.with_activation = act_cfg is not None
-        self.pointwise = ConvModule(in_channels, out_channels, 1, bias=bias, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.dcnv3 = DCNv3(out_channels, kernel_size[0], stride=stride[0], pad=padding[0], dilation=dilation[0],
-                           group=group, bias=bias, **dcnv3_cfg)
-        if self.with_norm:
-            self.norm = build_norm_layer(norm_cfg, out_channels)[1]
-        if self.with_activation:
-            self.activate = build_activation_layer(act_cfg)
+        for attribute in ('kernel_size', 'stride', 'padding', 'dilation', 'groups', 'with_norm',
+                          'with_activation'):
+            setattr(self, attribute, getattr(self.deform, attribute))
 
     def init_weights(self) -> None:
-        """The 1x1 conv as ``ConvModule`` initialises it; DCNv3's offsets and mask at zero."""
+        """Both parts as ``ConvModule`` initialises them (norms to 1 and 0); DCNv3's offsets and mask at zero."""
         self.pointwise.init_weights()
-        self.dcnv3.reset_parameters()
+        self.deform.init_weights()
+        self.deform.conv.init_weights()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pointwise(x)
-        x = self.dcnv3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        if self.with_norm:
-            x = self.norm(x)
-        if self.with_activation:
-            x = self.activate(x)
-        return x
+        return self.deform(self.pointwise(x))
