@@ -30,8 +30,9 @@ import statistics
 import sys
 import time
 
-from mmyolo_dcnv3.experiments import (ROOT, best_checkpoint, best_val_metrics, detector_complexity, latency_ms,
-                                      make_toy_dataset, run_parallel, toy_data_options, training_seconds)
+from mmyolo_dcnv3.experiments import (ROOT, add_toy_run_arguments, best_checkpoint, best_val_metrics,
+                                      check_toy_run_arguments, detector_complexity, latency_ms, make_toy_dataset,
+                                      run_parallel, toy_data_options, training_seconds)
 
 DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
 VARIANTS = {  # name -> (config, what it is)
@@ -47,19 +48,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'ablation'),
                         help='folder for runs, logs and results (default outputs/ablation)')
-    parser.add_argument('--data', default=osp.join(ROOT, 'data', 'toy_coco'),
-                        help='toy dataset folder; made when missing (default data/toy_coco)')
+    add_toy_run_arguments(parser)
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), metavar='VARIANT',
                         help=f'which to train (default all: {" ".join(VARIANTS)})')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='random seeds (default 0 1 2)')
     parser.add_argument('--jobs', type=int, default=2, help='trainings at once (default 2)')
-    parser.add_argument('--epochs', type=int, default=None, help="override the configs' max_epochs (36)")
-    parser.add_argument('--train-images', type=int, default=None, help='make_toy_coco.py --train-images')
-    parser.add_argument('--val-images', type=int, default=None, help='make_toy_coco.py --val-images')
-    parser.add_argument('--image-size', type=int, default=None, help='make_toy_coco.py --image-size')
-    parser.add_argument('--latency-images', type=int, default=20,
-                        help='val images timed for CPU latency (default 20)')
     args = parser.parse_args(argv)
+    check_toy_run_arguments(parser, args)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         parser.error(f'--variants: unknown {", ".join(unknown)}; choose from {", ".join(VARIANTS)}')
@@ -67,10 +62,8 @@ def parse_args(argv=None):
         parser.error('--variants and --seeds must not repeat a value')
     if any(seed < 0 for seed in args.seeds):
         parser.error(f'--seeds must be non-negative ints, got {args.seeds}')
-    for name in ('jobs', 'epochs', 'latency_images'):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f'--{name.replace("_", "-")} must be at least 1, got {value}')
+    if args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
     return args
 
 

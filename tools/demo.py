@@ -28,8 +28,9 @@ import subprocess
 import sys
 import time
 
-from mmyolo_dcnv3.experiments import (COCO_KEYS, ROOT, TOOLS, best_checkpoint, detector_complexity, latency_ms,
-                                      make_toy_dataset, run_parallel, scalar_logs, toy_data_options)
+from mmyolo_dcnv3.experiments import (COCO_KEYS, ROOT, TOOLS, add_toy_run_arguments, best_checkpoint,
+                                      check_toy_run_arguments, detector_complexity, latency_ms, make_toy_dataset,
+                                      run_parallel, scalar_logs, toy_data_options)
 
 MODELS = {  # label -> config
     'YOLOv8-n': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py'),
@@ -41,23 +42,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'demo'),
                         help='folder for work dirs, pictures and results (default outputs/demo)')
-    parser.add_argument('--data', default=osp.join(ROOT, 'data', 'toy_coco'),
-                        help='toy dataset folder; made when missing (default data/toy_coco)')
-    parser.add_argument('--train-images', type=int, default=None, help='make_toy_coco.py --train-images')
-    parser.add_argument('--val-images', type=int, default=None, help='make_toy_coco.py --val-images')
-    parser.add_argument('--image-size', type=int, default=None, help='make_toy_coco.py --image-size')
-    parser.add_argument('--epochs', type=int, default=None, help="override the configs' max_epochs")
+    add_toy_run_arguments(parser)
     parser.add_argument('--seed', type=int, default=None,
                         help="override the configs' random seed (randomness.seed, 0) to see the run-to-run spread")
-    parser.add_argument('--latency-images', type=int, default=20,
-                        help='val images timed for CPU latency (default 20)')
     args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 1:
-        parser.error(f'--epochs must be at least 1, got {args.epochs}')
+    check_toy_run_arguments(parser, args)
     if args.seed is not None and args.seed < 0:
         parser.error(f'--seed must be a non-negative int, got {args.seed}')
-    if args.latency_images < 1:
-        parser.error(f'--latency-images must be at least 1, got {args.latency_images}')
     return args
 
 
