@@ -23,17 +23,17 @@ TOOLS = osp.join(ROOT, 'tools')
 COCO_KEYS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l']
 
 
-def add_toy_run_arguments(parser) -> None:
-    """The options the demo and the ablation share: the toy dataset, the schedule, the latency sample.
-    Call :func:`check_toy_run_arguments` after parsing."""
+def add_toy_run_arguments(parser, latency_images: int = 20) -> None:
+    """The options the demo and the ablation share: the toy dataset, the schedule, the latency sample
+    (``latency_images`` by default). Call :func:`check_toy_run_arguments` after parsing."""
     parser.add_argument('--data', default=osp.join(ROOT, 'data', 'toy_coco'),
                         help='toy dataset folder; made when missing (default data/toy_coco)')
     parser.add_argument('--train-images', type=int, default=None, help='make_toy_coco.py --train-images')
     parser.add_argument('--val-images', type=int, default=None, help='make_toy_coco.py --val-images')
     parser.add_argument('--image-size', type=int, default=None, help='make_toy_coco.py --image-size')
     parser.add_argument('--epochs', type=int, default=None, help="override the configs' max_epochs (36)")
-    parser.add_argument('--latency-images', type=int, default=20,
-                        help='val images timed for CPU latency (default 20)')
+    parser.add_argument('--latency-images', type=int, default=latency_images,
+                        help=f'val images timed for CPU latency (default {latency_images})')
 
 
 def check_toy_run_arguments(parser, args) -> None:

@@ -3,7 +3,7 @@
 Trains every variant (configs/demo/, the demo's recipe on its toy dataset)
 once per seed, two trainings at a time on one core each (like tools/demo.py),
 then measures parameters, FLOPs and CPU latency (end to end, interleaved over
-val images) and writes to OUT:
+the val images; run it on an otherwise idle machine) and writes to OUT:
 
     results.md     the table: bbox mAP mean and spread over seeds, each seed,
                    mAP50/75, parameters, FLOPs, latency, training time, and the decision
@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'ablation'),
                         help='folder for runs, logs and results (default outputs/ablation)')
-    add_toy_run_arguments(parser)
+    add_toy_run_arguments(parser, latency_images=100)  # the whole val set: 4 models, seconds each
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), metavar='VARIANT',
                         help=f'which to train (default all: {" ".join(VARIANTS)})')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='random seeds (default 0 1 2)')
