@@ -45,3 +45,22 @@ def test_shortened_ablation_writes_table_plot_and_skips_finished_runs_when_rerun
 def test_bad_arguments_are_refused_by_name(arguments, message, tmp_path):
     result = run_command([sys.executable, TOOL, '--out', str(tmp_path), *arguments], check=False)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_rerun_skips_finished_trainings_and_resumes_interrupted_ones(tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import ablate_dcnv3_placement as tool
+    args = tool.parse_args(['--out', str(tmp_path), '--variants', 'plain', 'c2f', '--seeds', '0', '1'])
+    runs_dir = tmp_path / 'runs'
+    runs_dir.mkdir()
+    (runs_dir / 'plain_seed0.json').write_text('{}')  # finished
+    work_dirs = {f'{v}_seed{s}': str(tmp_path / 'work_dirs' / f'{v}_seed{s}') for v in ('plain', 'c2f') for s in (0, 1)}
+    os.makedirs(work_dirs['c2f_seed1'])
+    (tmp_path / 'work_dirs' / 'c2f_seed1' / 'last_checkpoint').write_text('epoch_8.pth')  # interrupted
+    launched = {}
+    monkeypatch.setattr(tool, 'run_parallel', lambda commands, **kwargs: launched.update(commands))
+    tool.train_all(args, str(runs_dir), work_dirs)
+    assert sorted(launched) == ['c2f_seed0', 'c2f_seed1', 'plain_seed1']
+    assert launched['c2f_seed1'][-1] == '--resume' and '--resume' not in launched['plain_seed1']
+    assert 'randomness.seed=1' in launched['plain_seed1']
+    assert launched['c2f_seed0'][2].endswith('yolov8_n_dcnv3-c2f_toy.py')
