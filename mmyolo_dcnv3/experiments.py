@@ -18,7 +18,10 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_PACKAGE = osp.dirname(osp.abspath(__file__))
+# configs/ and tools/: in the checkout, or under .mim/ in an installed package.
+ROOT = (osp.join(_PACKAGE, '.mim') if osp.isdir(osp.join(_PACKAGE, '.mim', 'tools'))
+        else osp.dirname(_PACKAGE))
 TOOLS = osp.join(ROOT, 'tools')
 COCO_KEYS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l']
 
