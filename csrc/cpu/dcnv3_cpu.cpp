@@ -11,8 +11,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -81,24 +83,45 @@ Isa selected_isa() {
 #define DCNV3_CALL_CPU_KERNEL(kernel, ...) cpu::baseline::kernel(__VA_ARGS__)
 #endif
 
-// Owns one thread's PointScratch.
+// Owns one thread's PointScratch, for `points` = G * P points; each array is
+// padded to a multiple of kPointPadding.
 template <typename T>
 class ScratchBuffers {
  public:
-  explicit ScratchBuffers(int64_t points)
-      : values_(19 * points), corners_(4 * points), indices_(points) {
+  explicit ScratchBuffers(int64_t points) : values_(15 * padded(points)), corners_(4 * padded(points)) {
+    const int64_t stride = padded(points);
     T* v = values_.data();
-    scratch_ = {v, v + points, corners_.data(), v + 2 * points, v + 6 * points, v + 10 * points, v + 14 * points,
-                v + 18 * points, indices_.data()};
+    scratch_.tap_x = v;
+    scratch_.tap_y = v + stride;
+    scratch_.frac_x = v + 2 * stride;
+    scratch_.frac_y = v + 3 * stride;
+    scratch_.mask = v + 4 * stride;
+    for (int k = 0; k < 4; ++k) {
+      scratch_.corner[k] = corners_.data() + k * stride;
+      scratch_.weight[k] = v + (5 + k) * stride;
+      scratch_.dots[k] = v + (9 + k) * stride;
+    }
   }
   const cpu::PointScratch<T>& get() const { return scratch_; }
 
  private:
+  static int64_t padded(int64_t points) {
+    constexpr int64_t lanes = cpu::kPointPadding<T>;
+    return (points + lanes - 1) / lanes * lanes;
+  }
+
   std::vector<T> values_;
-  std::vector<const T*> corners_;
-  std::vector<int64_t> indices_;
+  std::vector<int32_t> corners_;
   cpu::PointScratch<T> scratch_;
 };
+
+// The kernels address a neighbour by its int32 element offset within one image.
+void check_image_size(const Dcnv3Shape& s) {
+  const int64_t image_elements = s.height_in * s.width_in * s.channels();
+  TORCH_CHECK_VALUE(image_elements <= std::numeric_limits<int32_t>::max(),
+                    "dcnv3 on CPU: input must have at most 2^31 - 1 elements per image (H * W * C), got ",
+                    image_elements);
+}
 
 // The dtype the kernels compute in for a tensor of dtype `dtype`.
 at::ScalarType compute_dtype(at::ScalarType dtype) {
@@ -114,6 +137,7 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, 
                              bool remove_center) {
   const Dcnv3Shape s = checked_shape(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                                      dilation_h, dilation_w, group, group_channels, offset_scale, remove_center);
+  check_image_size(s);
   const auto dtype = compute_dtype(input.scalar_type());
   const at::Tensor in = input.to(dtype).contiguous();
   const at::Tensor off = offset.to(dtype).contiguous();
@@ -127,7 +151,7 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, 
   AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_forward_cpu", [&] {
     const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
     at::parallel_for(0, s.pixels_out(), grain, [&](int64_t begin, int64_t end) {
-      const ScratchBuffers<scalar_t> scratch(s.points);
+      const ScratchBuffers<scalar_t> scratch(s.group * s.points);
       DCNV3_CALL_CPU_KERNEL(forward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
                             msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(), zeros.data(),
                             scratch.get(), begin, end);
@@ -143,6 +167,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
     int64_t /*im2col_step*/, bool remove_center) {
   const Dcnv3Shape s = checked_shape(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                                      dilation_h, dilation_w, group, group_channels, offset_scale, remove_center);
+  check_image_size(s);
   check_grad_output(s, input, grad_output);
   const auto dtype = compute_dtype(input.scalar_type());
   const at::Tensor in = input.to(dtype).contiguous();
@@ -150,6 +175,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
   const at::Tensor msk = mask.to(dtype).contiguous();
   const at::Tensor go = grad_output.to(dtype).contiguous();
   const int64_t blocks = (s.group_channels + kBackwardChannelBlock - 1) / kBackwardChannelBlock;
+  // As many groups per task as still gives every thread a task: a task
+  // resolves its groups' points together, a vector at a time.
+  const int64_t groups_per_task =
+      std::clamp<int64_t>(s.batch * s.group * blocks / at::get_num_threads(), 1, s.group);
   at::Tensor grad_input = at::zeros_like(in);
   at::Tensor grad_offset_parts = at::empty({blocks, s.batch, s.height_out, s.width_out, s.group * s.points * 2},
                                            in.options());
@@ -157,12 +186,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
                                          in.options());
   if (s.pixels_out() > 0) {
     AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_backward_cpu", [&] {
-      const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
-      at::parallel_for(0, s.batch * s.group * blocks, 1, [&](int64_t begin, int64_t end) {
-        const ScratchBuffers<scalar_t> scratch(s.points);
+      const int64_t runs = (s.group + groups_per_task - 1) / groups_per_task;
+      at::parallel_for(0, s.batch * runs * blocks, 1, [&](int64_t begin, int64_t end) {
+        const ScratchBuffers<scalar_t> scratch(s.group * s.points);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
-                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), zeros.data(),
-                              scratch.get(), kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
+                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), scratch.get(),
+                              groups_per_task, kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
                               grad_offset_parts.mutable_data_ptr<scalar_t>(),
                               grad_mask_parts.mutable_data_ptr<scalar_t>(), begin, end);
       });

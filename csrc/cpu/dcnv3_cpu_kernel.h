@@ -7,27 +7,35 @@
 // first; dcnv3_cpu.cpp picks the variant at run time, drives the threads and
 // owns the scratch memory.
 //
-// For each (pixel, group) the kernels first resolve the P points into a short
-// list of (corner pointer, weight) pairs, skipping points outside the image,
-// then sweep the group's channels in blocks of kBlock (the rest in blocks of
-// 8, 4 and 1), keeping a block's sums in registers across all points (kBlock
-// is one 64-byte vector on AVX-512).
+// Two phases per output pixel:
+// * resolve: for a run of sampling points (all G * P of the pixel in the
+//   forward, the P of one group in the backward), the location, its four
+//   neighbours' element offsets (-1 outside the image) and their weights.
+//   One branch-free loop over the points, written so that the compiler
+//   vectorises it (structure-of-arrays scratch, int32 offsets, a floor from
+//   truncation), instead of one point at a time.
+// * channels: sweep a group's channels in blocks of kBlock (the rest in
+//   blocks of 8, 4 and 1), keeping a block's sums in registers across all
+//   points (kBlock is one 64-byte vector on AVX-512, two on AVX2).
 //
 // Work split (T is float or double; reduced precision is upcast by the caller):
 // * forward: one task per output pixel; it writes only that pixel's channels.
-// * backward: one task per (image n, group g, block of channels). A task
-//   writes grad_input only in image n, group g, its channels, so no two tasks
-//   write the same element and the result does not depend on the number of
-//   threads. Its partial sums of grad_offset and grad_mask over its channels
-//   go to a per-block slice that the caller sums in a fixed order.
+// * backward: one task per (image n, run of groups, block of channels). A
+//   task writes grad_input only in image n, its groups, its channels, so no
+//   two tasks write the same element. Each element gets its contributions in
+//   pixel order whatever the runs, so the caller may size the runs by the
+//   number of threads and the result stays the same bit for bit. A task's
+//   partial sums of grad_offset and grad_mask over its channels go to a
+//   per-block slice that the caller sums in a fixed order.
 #pragma once
 
-#ifndef DCNV3_CPU_ISA
-#error "define DCNV3_CPU_ISA before including dcnv3_cpu_kernel.h"
+#if !defined(DCNV3_CPU_ISA) || !defined(DCNV3_CPU_VECTOR_BYTES)
+#error "define DCNV3_CPU_ISA and DCNV3_CPU_VECTOR_BYTES before including dcnv3_cpu_kernel.h"
 #endif
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "common/dcnv3_math.h"
@@ -41,88 +49,199 @@ namespace {
 template <typename T>
 constexpr int64_t kBlock = 64 / sizeof(T);
 
-// The contributing points of one (pixel, group): for point q < count, the
-// four neighbours' start of group (corner[4q + k]; `zeros` outside the image),
-// their weights, the point's index p and mask value, and with kDerivatives
-// the weights' derivatives. Forward folds the mask into the weights.
-template <typename T, bool kDerivatives>
-int64_t resolve_points(const Dcnv3Shape& s, const PointScratch<T>& sc, const T* input, const T* zeros,
-                       const SamplingGrid<T>& grid, int64_t n, int64_t g, const T* off, const T* msk) {
-  const int64_t C = s.channels();
-  const int64_t row_stride = s.width_in * C;
-  const T* image = input + n * s.height_in * row_stride + g * s.group_channels;
-  int64_t count = 0;
-  for (int64_t p = 0; p < s.points; ++p) {
-    Bilinear<T> b;
-    if (!bilinear_at(grid.y(sc.tap_y[p], off[2 * p + 1]), grid.x(sc.tap_x[p], off[2 * p]), s.height_in,
-                     s.width_in, b)) {
-      continue;
-    }
-    const T* top_left = image + b.y0 * row_stride + b.x0 * C;
-    const int64_t step[4] = {0, C, row_stride, row_stride + C};
-    const T m = msk[p];
-    T* weight = sc.weight + 4 * count;
-    const T** corner = sc.corner + 4 * count;
-    for (int k = 0; k < 4; ++k) {
-      corner[k] = b.inside[k] ? top_left + step[k] : zeros;
-      weight[k] = kDerivatives ? b.weight[k] : b.weight[k] * m;
-      if (kDerivatives) {
-        sc.dweight_dx[4 * count + k] = b.dweight_dx[k];
-        sc.dweight_dy[4 * count + k] = b.dweight_dy[k];
-      }
-    }
-    sc.point[count] = p;
-    sc.mask[count] = m;
-    ++count;
+// Points resolved at once: one native vector of T (DCNV3_CPU_VECTOR_BYTES,
+// set by the includer; GCC/Clang vector extensions). Wider vectors than the
+// target's would be split by the compiler, some operations lane by lane.
+template <typename T>
+struct ResolveLanes {
+  static constexpr int64_t N = DCNV3_CPU_VECTOR_BYTES / sizeof(T);
+  static_assert(kPointPadding<T> % N == 0, "the scratch padding must be a multiple of the lanes");
+  typedef T Real __attribute__((vector_size(N * sizeof(T))));
+  typedef int32_t Index __attribute__((vector_size(N * sizeof(int32_t))));
+  template <typename V>
+  static V load(const void* from) {
+    V v;
+    std::memcpy(&v, from, sizeof(V));
+    return v;
   }
-  return count;
+  template <typename V>
+  static void store(void* to, const V& v) {
+    std::memcpy(to, &v, sizeof(V));
+  }
+  // A comparison of Real vectors (lanes of -1 or 0 as wide as T) as Index lanes.
+  template <typename M>
+  static Index as_index(const M& m) {
+    return __builtin_convertvector(m, Index);
+  }
+};
+
+// Resolves points q < count sampled around (origin_x, origin_y): off holds
+// their (dx, dy) pairs, msk their mask values, sc.tap_x/tap_y their grid
+// displacements. Writes sc.corner[k][q] (offset of neighbour k from the
+// image's start, -1 outside the image) and sc.weight[k][q] (bilinear weight
+// times mask, 0 outside); with kDerivatives also sc.frac_x/frac_y (the
+// location's fractional parts) and sc.mask (0 for a point outside).
+// A point outside, y <= -1, x <= -1, y >= height, x >= width or not a number,
+// gets four -1 offsets. Offsets fit int32: the caller checks H * W * C.
+// Works on ResolveLanes<T>::N points at a time, so the scratch arrays are
+// padded (kPointPadding); the padding lanes hold garbage.
+template <typename T, bool kDerivatives>
+void resolve_points(const Dcnv3Shape& s, const PointScratch<T>& sc, int64_t count, T origin_x, T origin_y,
+                    const T* __restrict__ off, const T* __restrict__ msk) {
+  using V = ResolveLanes<T>;
+  using Real = typename V::Real;
+  using Index = typename V::Index;
+  constexpr int64_t N = V::N;
+  const T scale = static_cast<T>(s.offset_scale);
+  const T height = static_cast<T>(s.height_in), width = static_cast<T>(s.width_in);
+  const int32_t H = static_cast<int32_t>(s.height_in), W = static_cast<int32_t>(s.width_in);
+  const int32_t C = static_cast<int32_t>(s.channels()), row = W * C;
+  for (int64_t q0 = 0; q0 < count; q0 += N) {
+    const int64_t lanes = std::min(N, count - q0);
+    T dx[N] = {}, dy[N] = {}, mk[N] = {};
+    for (int64_t l = 0; l < lanes; ++l) {
+      dx[l] = off[2 * (q0 + l)];
+      dy[l] = off[2 * (q0 + l) + 1];
+      mk[l] = msk[q0 + l];
+    }
+    const Real x = origin_x + (V::template load<Real>(sc.tap_x + q0) + V::template load<Real>(dx)) * scale;
+    const Real y = origin_y + (V::template load<Real>(sc.tap_y + q0) + V::template load<Real>(dy)) * scale;
+    // Comparisons with NaN are false, so NaN locations are not valid.
+    const auto valid_real = (y > T(-1)) & (x > T(-1)) & (y < height) & (x < width);
+    const Index valid = V::as_index(valid_real);
+    const Real xs = valid_real ? x : T(0);
+    const Real ys = valid_real ? y : T(0);
+    // floor of a value in (-1, limit): truncate, then step down (a true lane is -1).
+    const Index xt = __builtin_convertvector(xs, Index), yt = __builtin_convertvector(ys, Index);
+    const Index x0 = xt + V::as_index(__builtin_convertvector(xt, Real) > xs);
+    const Index y0 = yt + V::as_index(__builtin_convertvector(yt, Real) > ys);
+    const Real lx = xs - __builtin_convertvector(x0, Real), ly = ys - __builtin_convertvector(y0, Real);
+    const Real hx = T(1) - lx, hy = T(1) - ly;
+    const Real m = valid_real ? V::template load<Real>(mk) : T(0);
+    const Index top = valid & (y0 >= 0), bottom = valid & (y0 + 1 < H);
+    const Index left = x0 >= 0, right = x0 + 1 < W;
+    const Index base = y0 * row + x0 * C;
+    const Index inside[4] = {top & left, top & right, bottom & left, bottom & right};
+    const Index corner[4] = {base, base + C, base + row, base + row + C};
+    const Real weight[4] = {hy * hx * m, hy * lx * m, ly * hx * m, ly * lx * m};
+    for (int k = 0; k < 4; ++k) {
+      V::store(sc.corner[k] + q0, inside[k] ? corner[k] : -1);
+      // inside[k] as lanes as wide as T, to select among Real lanes.
+      using RealMask = decltype(valid_real);
+      V::store(sc.weight[k] + q0, __builtin_convertvector(inside[k], RealMask) ? weight[k] : T(0));
+    }
+    if (kDerivatives) {
+      V::store(sc.frac_x + q0, lx);
+      V::store(sc.frac_y + q0, ly);
+      V::store(sc.mask + q0, m);
+    }
+  }
 }
 
-// out[c + l] = sum over slots (point q, corner k) of weight * corner[c + l],
-// for l < Width (weights already include the mask). One accumulator per
-// corner k: four independent FMA chains instead of one long one.
+// The start of neighbour k of point q in a group's channels: `image` is the
+// group's first channel at pixel (0, 0); `zeros` stands in outside the image.
+template <typename T>
+inline const T* neighbour(const PointScratch<T>& sc, int k, int64_t q, const T* image, const T* zeros) {
+  const int32_t offset = sc.corner[k][q];
+  return offset >= 0 ? image + offset : zeros;
+}
+
+// out[c + l] = sum over points q in [first, first + count) and neighbours k
+// of weight * neighbour[c + l], for l < Width. One accumulator per neighbour
+// k: four independent FMA chains instead of one long one.
 template <typename T, int64_t Width>
-inline void gather_block(const PointScratch<T>& sc, int64_t count, int64_t c, T* __restrict__ out) {
+inline void gather_block(const PointScratch<T>& sc, int64_t first, int64_t count, const T* image, const T* zeros,
+                         int64_t c, T* __restrict__ out) {
   T acc[4][Width] = {};
-  for (int64_t q = 0; q < count; ++q) {
+  for (int64_t q = first; q < first + count; ++q) {
+#pragma GCC unroll 4  // constant indices keep acc in registers
     for (int k = 0; k < 4; ++k) {
-      const T w = sc.weight[4 * q + k];
-      const T* __restrict__ src = sc.corner[4 * q + k] + c;
+      const T w = sc.weight[k][q];
+      const T* __restrict__ src = neighbour(sc, k, q, image, zeros) + c;
       for (int64_t l = 0; l < Width; ++l) acc[k][l] += w * src[l];
     }
   }
   for (int64_t l = 0; l < Width; ++l) out[c + l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
 }
 
-// Sum of a[l] * b[l] over l < Width, in a fixed tree order that vectorises.
+// Up to one native vector of T (GCC/Clang vector extension), for Width channels.
+template <typename T, int64_t Width>
+struct ChannelLanes {
+  static constexpr int64_t N = std::min<int64_t>(Width, DCNV3_CPU_VECTOR_BYTES / sizeof(T));
+  typedef T Vec __attribute__((vector_size(N * sizeof(T))));
+  static Vec load(const T* from) {
+    Vec v;
+    std::memcpy(&v, from, sizeof(Vec));
+    return v;
+  }
+  static void store(T* to, const Vec& v) { std::memcpy(to, &v, sizeof(Vec)); }
+  // Sum of the lanes: add the vector's halves until one lane is left.
+  static T sum(const Vec& v) {
+    if constexpr (N == 1) {
+      return v[0];
+    } else {
+      using Half = ChannelLanes<T, N / 2>;
+      typename Half::Vec low, high;
+      std::memcpy(&low, &v, sizeof(low));
+      std::memcpy(&high, reinterpret_cast<const char*>(&v) + sizeof(low), sizeof(high));
+      return Half::sum(low + high);
+    }
+  }
+};
+
+// Sum of a[l] * b[l] over l < Width, in a fixed order: native vectors of
+// products added lane-wise, then the lanes added in halves.
 template <typename T, int64_t Width>
 inline T dot(const T* __restrict__ a, const T* __restrict__ b) {
-  T prod[Width];
-  for (int64_t l = 0; l < Width; ++l) prod[l] = a[l] * b[l];
-  for (int64_t half = Width / 2; half > 0; half /= 2) {
-    for (int64_t l = 0; l < half; ++l) prod[l] += prod[l + half];
-  }
-  return prod[0];
+  using V = ChannelLanes<T, Width>;
+  typename V::Vec acc = V::load(a) * V::load(b);
+  for (int64_t l = V::N; l < Width; l += V::N) acc += V::load(a + l) * V::load(b + l);
+  return V::sum(acc);
 }
 
-// For channels [c, c + Width) of one (pixel, group): adds each point-corner's
-// <grad, corner> to dots[4q + k] and scatters mask * weight * grad into
-// grad_input at the corner (skipped outside the image).
+// For channels [c, c + Width) of one (pixel, group) with points q in
+// [first, first + count): adds <grad, neighbour k> to sc.dots[k][q] and
+// scatters weight * grad into grad_image at the neighbour (neighbours outside
+// the image are skipped; `image` and `grad_image` are the group's first
+// channel at pixel (0, 0)).
 template <typename T, int64_t Width>
-inline void scatter_block(const PointScratch<T>& sc, int64_t count, const T* input, T* grad_input, int64_t c,
-                          const T* __restrict__ grad, T* dots) {
-  for (int64_t q = 0; q < count; ++q) {
+inline void scatter_block(const PointScratch<T>& sc, int64_t first, int64_t count, const T* image, T* grad_image,
+                          int64_t c, const T* __restrict__ grad) {
+  using V = ChannelLanes<T, Width>;
+  for (int64_t q = first; q < first + count; ++q) {
     for (int k = 0; k < 4; ++k) {
-      const int64_t slot = 4 * q + k;
-      // Neighbours outside the image (and those whose every coefficient is
-      // zero, at exact integer locations) contribute nothing.
-      if (sc.weight[slot] == T(0) && sc.dweight_dx[slot] == T(0) && sc.dweight_dy[slot] == T(0)) continue;
-      const T* __restrict__ src = sc.corner[slot] + c;
-      dots[slot] += dot<T, Width>(grad, src);
-      T* __restrict__ dst = grad_input + (src - input);
-      const T alpha = sc.mask[q] * sc.weight[slot];
-      for (int64_t l = 0; l < Width; ++l) dst[l] += alpha * grad[l];
+      const int32_t offset = sc.corner[k][q];
+      if (offset < 0) continue;
+      sc.dots[k][q] += dot<T, Width>(grad, image + offset + c);
+      // Vectors rather than a loop over T: the compiler cannot prove that
+      // grad_image does not alias the scratch, and would not vectorise.
+      T* dst = grad_image + offset + c;
+      const T alpha = sc.weight[k][q];
+      for (int64_t l = 0; l < Width; l += V::N) V::store(dst + l, V::load(dst + l) + alpha * V::load(grad + l));
     }
+  }
+}
+
+// The gradients of points q < count from their dots: grad_mask[q] and the
+// (x, y) pairs grad_offset[2q], grad_offset[2q + 1]. d weight_k / d x and
+// / d y are written with the fractional parts; dots and weights of
+// neighbours outside the image are zero.
+template <typename T>
+void point_gradients(const PointScratch<T>& sc, int64_t count, T scale, T* __restrict__ grad_offset,
+                     T* __restrict__ grad_mask) {
+  const T* __restrict__ d0 = sc.dots[0];
+  const T* __restrict__ d1 = sc.dots[1];
+  const T* __restrict__ d2 = sc.dots[2];
+  const T* __restrict__ d3 = sc.dots[3];
+  const T* __restrict__ frac_x = sc.frac_x;
+  const T* __restrict__ frac_y = sc.frac_y;
+  const T* __restrict__ mask = sc.mask;
+  for (int64_t q = 0; q < count; ++q) {
+    const T lx = frac_x[q], ly = frac_y[q], hx = T(1) - lx, hy = T(1) - ly;
+    const T m = mask[q] * scale;
+    grad_mask[q] = (hy * hx * d0[q] + hy * lx * d1[q]) + (ly * hx * d2[q] + ly * lx * d3[q]);
+    grad_offset[2 * q] = (hy * (d1[q] - d0[q]) + ly * (d3[q] - d2[q])) * m;
+    grad_offset[2 * q + 1] = (hx * (d2[q] - d0[q]) + lx * (d3[q] - d1[q])) * m;
   }
 }
 
@@ -140,13 +259,16 @@ inline void for_channel_blocks(int64_t c, int64_t end, Body&& body) {
   for (; c < end; ++c) body(std::integral_constant<int64_t, 1>{}, c);
 }
 
+// tap_x[q], tap_y[q] for the points q = g * P + p of every group g.
 template <typename T>
 void fill_taps(const Dcnv3Shape& s, const PointScratch<T>& sc) {
   for (int64_t p = 0; p < s.points; ++p) {
     int64_t i, j;
     point_position(s, p, i, j);
-    sc.tap_x[p] = SamplingGrid<T>::tap_x(s, i);
-    sc.tap_y[p] = SamplingGrid<T>::tap_y(s, j);
+    for (int64_t g = 0; g < s.group; ++g) {
+      sc.tap_x[g * s.points + p] = SamplingGrid<T>::tap_x(s, i);
+      sc.tap_y[g * s.points + p] = SamplingGrid<T>::tap_y(s, j);
+    }
   }
 }
 
@@ -155,20 +277,20 @@ void fill_taps(const Dcnv3Shape& s, const PointScratch<T>& sc) {
 template <typename T>
 void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, T* output, const T* zeros,
              const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end) {
-  const int64_t C = s.channels(), GC = s.group_channels, P = s.points;
+  const int64_t C = s.channels(), GC = s.group_channels, P = s.points, GP = s.group * P;
   fill_taps(s, scratch);
   for (int64_t pixel = pixel_begin; pixel < pixel_end; ++pixel) {
     const int64_t wo = pixel % s.width_out;
     const int64_t ho = (pixel / s.width_out) % s.height_out;
     const int64_t n = pixel / (s.width_out * s.height_out);
     const SamplingGrid<T> grid(s, ho, wo);
+    resolve_points<T, false>(s, scratch, GP, grid.origin_x, grid.origin_y, offset + 2 * pixel * GP,
+                             mask + pixel * GP);
+    const T* image = input + n * s.height_in * s.width_in * C;
     for (int64_t g = 0; g < s.group; ++g) {
-      const int64_t point0 = (pixel * s.group + g) * P;
-      const int64_t count =
-          resolve_points<T, false>(s, scratch, input, zeros, grid, n, g, offset + 2 * point0, mask + point0);
       T* out = output + pixel * C + g * GC;
       for_channel_blocks<T>(0, GC, [&](auto width, int64_t c) {
-        gather_block<T, decltype(width)::value>(scratch, count, c, out);
+        gather_block<T, decltype(width)::value>(scratch, g * P, P, image + g * GC, zeros, c, out);
       });
     }
   }
@@ -176,17 +298,22 @@ void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask
 
 template <typename T>
 void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output,
-              const T* zeros, const PointScratch<T>& scratch, int64_t channel_block, T* grad_input,
+              const PointScratch<T>& scratch, int64_t groups_per_task, int64_t channel_block, T* grad_input,
               T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end) {
   const int64_t C = s.channels(), GC = s.group_channels, P = s.points;
   const int64_t blocks = (GC + channel_block - 1) / channel_block;
+  const int64_t group_runs = (s.group + groups_per_task - 1) / groups_per_task;
   const int64_t pixels_per_image = s.height_out * s.width_out;
+  const int64_t image_size = s.height_in * s.width_in * C;
   const int64_t part_stride = s.pixels_out() * s.group * P;  // one block's slice of grad_mask_parts
   fill_taps(s, scratch);
   for (int64_t task = task_begin; task < task_end; ++task) {
     const int64_t block = task % blocks;
-    const int64_t g = (task / blocks) % s.group;
-    const int64_t n = task / (blocks * s.group);
+    const int64_t run = (task / blocks) % group_runs;
+    const int64_t n = task / (blocks * group_runs);
+    const int64_t g_begin = run * groups_per_task;
+    const int64_t g_end = std::min(g_begin + groups_per_task, s.group);
+    const int64_t count = (g_end - g_begin) * P;
     const int64_t c_begin = block * channel_block;
     const int64_t c_end = std::min(c_begin + channel_block, GC);
     T* grad_offset_part = grad_offset_parts + block * part_stride * 2;
@@ -195,29 +322,18 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
       const int64_t wo = pixel % s.width_out;
       const int64_t ho = (pixel / s.width_out) % s.height_out;
       const SamplingGrid<T> grid(s, ho, wo);
-      const int64_t point0 = (pixel * s.group + g) * P;
-      const int64_t count =
-          resolve_points<T, true>(s, scratch, input, zeros, grid, n, g, offset + 2 * point0, mask + point0);
-      const T* go = grad_output + pixel * C + g * GC;
-      T* dots = scratch.dots;
-      std::fill(dots, dots + 4 * count, T(0));
-      for_channel_blocks<T>(c_begin, c_end, [&](auto width, int64_t c) {
-        scatter_block<T, decltype(width)::value>(scratch, count, input, grad_input, c, go + c, dots);
-      });
-      std::fill(grad_mask_part + point0, grad_mask_part + point0 + P, T(0));
-      std::fill(grad_offset_part + 2 * point0, grad_offset_part + 2 * (point0 + P), T(0));
-      for (int64_t q = 0; q < count; ++q) {
-        T d_mask = 0, d_x = 0, d_y = 0;
-        for (int k = 0; k < 4; ++k) {
-          d_mask += scratch.weight[4 * q + k] * dots[4 * q + k];
-          d_x += scratch.dweight_dx[4 * q + k] * dots[4 * q + k];
-          d_y += scratch.dweight_dy[4 * q + k] * dots[4 * q + k];
-        }
-        const int64_t p = point0 + scratch.point[q];
-        grad_mask_part[p] = d_mask;
-        grad_offset_part[2 * p] = d_x * scratch.mask[q] * grid.scale;
-        grad_offset_part[2 * p + 1] = d_y * scratch.mask[q] * grid.scale;
+      const int64_t point0 = (pixel * s.group + g_begin) * P;
+      resolve_points<T, true>(s, scratch, count, grid.origin_x, grid.origin_y, offset + 2 * point0, mask + point0);
+      for (int k = 0; k < 4; ++k) std::fill(scratch.dots[k], scratch.dots[k] + count, T(0));
+      for (int64_t g = g_begin; g < g_end; ++g) {
+        const T* image = input + n * image_size + g * GC;
+        T* grad_image = grad_input + n * image_size + g * GC;
+        const T* go = grad_output + pixel * C + g * GC;
+        for_channel_blocks<T>(c_begin, c_end, [&](auto width, int64_t c) {
+          scatter_block<T, decltype(width)::value>(scratch, (g - g_begin) * P, P, image, grad_image, c, go + c);
+        });
       }
+      point_gradients(scratch, count, grid.scale, grad_offset_part + 2 * point0, grad_mask_part + point0);
     }
   }
 }
@@ -225,8 +341,8 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
 #define DCNV3_INSTANTIATE_CPU_KERNELS(T)                                                                       \
   template void forward<T>(const Dcnv3Shape&, const T*, const T*, const T*, T*, const T*, const PointScratch<T>&, \
                            int64_t, int64_t);                                                                  \
-  template void backward<T>(const Dcnv3Shape&, const T*, const T*, const T*, const T*, const T*,               \
-                            const PointScratch<T>&, int64_t, T*, T*, T*, int64_t, int64_t);
+  template void backward<T>(const Dcnv3Shape&, const T*, const T*, const T*, const T*, const PointScratch<T>&,  \
+                            int64_t, int64_t, T*, T*, T*, int64_t, int64_t);
 DCNV3_INSTANTIATE_CPU_KERNELS(float)
 DCNV3_INSTANTIATE_CPU_KERNELS(double)
 #undef DCNV3_INSTANTIATE_CPU_KERNELS

@@ -6,8 +6,9 @@
 // forward: output pixels [pixel_begin, pixel_end) (flat index over N, H_out,
 //   W_out). `zeros` points to group_channels zeros, read in place of
 //   neighbours outside the image. `scratch` belongs to the calling thread.
-// backward: tasks [task_begin, task_end), task = (n * G + g) * blocks + block
-//   with blocks = ceil(group_channels / channel_block). Adds into grad_input
+// backward: tasks [task_begin, task_end), task = (n * runs + run) * blocks +
+//   block, for runs = ceil(G / groups_per_task) runs of consecutive groups
+//   and blocks = ceil(group_channels / channel_block). Adds into grad_input
 //   (zero-initialised by the caller); writes grad_offset_parts
 //   (blocks, N, H_out, W_out, G, P, 2) and grad_mask_parts
 //   (blocks, N, H_out, W_out, G, P), the per-block partial sums.
@@ -28,19 +29,24 @@
 namespace mmyolo_dcnv3 {
 namespace cpu {
 
-// Per-thread scratch for the points of one (pixel, group); the caller owns
-// the memory (sizes in elements, P = points).
+// The scratch arrays' lengths are multiples of this: the kernels resolve
+// points a vector at a time (up to 64 bytes of T).
+template <typename T>
+constexpr int64_t kPointPadding = 64 / sizeof(T);
+
+// Per-thread scratch for the resolved sampling points of one pixel (all its
+// G * P points, or the P of one group); the caller owns the memory, each
+// array G * P elements rounded up to a multiple of kPointPadding<T>.
 template <typename T>
 struct PointScratch {
-  T* tap_x;            // P: grid displacement of each point
-  T* tap_y;            // P
-  const T** corner;    // 4P: neighbour k of contributing point q at 4q + k
-  T* weight;           // 4P: bilinear weights
-  T* dweight_dx;       // 4P: their derivatives
-  T* dweight_dy;       // 4P
-  T* dots;             // 4P: backward's <grad_output, neighbour> sums
-  T* mask;             // P: mask of contributing point q
-  int64_t* point;      // P: index p of contributing point q
+  T* tap_x;            // grid displacement of point q = g * P + p
+  T* tap_y;
+  int32_t* corner[4];  // element offset of neighbour k of point q, -1 outside the image
+  T* weight[4];        // its bilinear weight times the mask
+  T* frac_x;           // backward: fractional parts of the sampling location
+  T* frac_y;
+  T* mask;             // backward: the mask, 0 for a point outside the image
+  T* dots[4];          // backward: <grad_output, neighbour k>
 };
 
 }  // namespace cpu
@@ -55,8 +61,9 @@ struct PointScratch {
                const T* zeros, const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);   \
   template <typename T>                                                                                   \
   void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output, \
-                const T* zeros, const PointScratch<T>& scratch, int64_t channel_block, T* grad_input,     \
-                T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end);          \
+                const PointScratch<T>& scratch, int64_t groups_per_task, int64_t channel_block,            \
+                T* grad_input, T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin,               \
+                int64_t task_end);                                                                        \
   }                                                                                                       \
   }                                                                                                       \
   }

@@ -10,5 +10,6 @@
 #if DCNV3_CPU_X86_VARIANTS
 #pragma GCC target("avx2,fma")
 #define DCNV3_CPU_ISA avx2
+#define DCNV3_CPU_VECTOR_BYTES 32
 #include "cpu/dcnv3_cpu_kernel.h"
 #endif

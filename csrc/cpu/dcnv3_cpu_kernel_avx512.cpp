@@ -10,5 +10,6 @@
 #if DCNV3_CPU_X86_VARIANTS
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
 #define DCNV3_CPU_ISA avx512
+#define DCNV3_CPU_VECTOR_BYTES 64
 #include "cpu/dcnv3_cpu_kernel.h"
 #endif

@@ -8,4 +8,5 @@
 #include "cpu/dcnv3_cpu_kernel_api.h"
 
 #define DCNV3_CPU_ISA baseline
+#define DCNV3_CPU_VECTOR_BYTES 16
 #include "cpu/dcnv3_cpu_kernel.h"
