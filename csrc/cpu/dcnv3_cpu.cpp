@@ -88,19 +88,30 @@ Isa selected_isa() {
 template <typename T>
 class ScratchBuffers {
  public:
-  explicit ScratchBuffers(int64_t points) : values_(15 * padded(points)), corners_(4 * padded(points)) {
-    const int64_t stride = padded(points);
+  explicit ScratchBuffers(int64_t points)
+      // 20 arrays of T: taps (2); per resolved buffer (2) weights (4), frac_x, frac_y, mask; dots (4).
+      : stride_(padded(points)), values_(20 * stride_), corners_(8 * stride_), group_start_(stride_) {
     T* v = values_.data();
-    scratch_.tap_x = v;
-    scratch_.tap_y = v + stride;
-    scratch_.frac_x = v + 2 * stride;
-    scratch_.frac_y = v + 3 * stride;
-    scratch_.mask = v + 4 * stride;
-    for (int k = 0; k < 4; ++k) {
-      scratch_.corner[k] = corners_.data() + k * stride;
-      scratch_.weight[k] = v + (5 + k) * stride;
-      scratch_.dots[k] = v + (9 + k) * stride;
+    const auto next_values = [&] {
+      T* array = v;
+      v += stride_;
+      return array;
+    };
+    scratch_.tap_x = next_values();
+    scratch_.tap_y = next_values();
+    scratch_.group_start = group_start_.data();
+    for (int b = 0; b < 2; ++b) {
+      cpu::ResolvedPoints<T>& r = scratch_.resolved[b];
+      for (int k = 0; k < 4; ++k) {
+        r.corner[k] = corners_.data() + (4 * b + k) * stride_;
+        r.weight[k] = next_values();
+      }
+      r.frac_x = next_values();
+      r.frac_y = next_values();
+      r.mask = next_values();
     }
+    for (int k = 0; k < 4; ++k) scratch_.dots[k] = next_values();
+    TORCH_INTERNAL_ASSERT(v == values_.data() + values_.size());
   }
   const cpu::PointScratch<T>& get() const { return scratch_; }
 
@@ -110,8 +121,10 @@ class ScratchBuffers {
     return (points + lanes - 1) / lanes * lanes;
   }
 
+  int64_t stride_;
   std::vector<T> values_;
-  std::vector<int32_t> corners_;
+  std::vector<const T*> corners_;
+  std::vector<int32_t> group_start_;
   cpu::PointScratch<T> scratch_;
 };
 
@@ -186,12 +199,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
                                          in.options());
   if (s.pixels_out() > 0) {
     AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_backward_cpu", [&] {
+      const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
       const int64_t runs = (s.group + groups_per_task - 1) / groups_per_task;
       at::parallel_for(0, s.batch * runs * blocks, 1, [&](int64_t begin, int64_t end) {
         const ScratchBuffers<scalar_t> scratch(s.group * s.points);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
-                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), scratch.get(),
-                              groups_per_task, kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
+                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), zeros.data(),
+                              scratch.get(), groups_per_task, kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
                               grad_offset_parts.mutable_data_ptr<scalar_t>(),
                               grad_mask_parts.mutable_data_ptr<scalar_t>(), begin, end);
       });

@@ -6,6 +6,7 @@
 // forward: output pixels [pixel_begin, pixel_end) (flat index over N, H_out,
 //   W_out). `zeros` points to group_channels zeros, read in place of
 //   neighbours outside the image. `scratch` belongs to the calling thread.
+//   The input must have at most 2^31 - 1 elements per image.
 // backward: tasks [task_begin, task_end), task = (n * runs + run) * blocks +
 //   block, for runs = ceil(G / groups_per_task) runs of consecutive groups
 //   and blocks = ceil(group_channels / channel_block). Adds into grad_input
@@ -34,19 +35,26 @@ namespace cpu {
 template <typename T>
 constexpr int64_t kPointPadding = 64 / sizeof(T);
 
-// Per-thread scratch for the resolved sampling points of one pixel (all its
-// G * P points, or the P of one group); the caller owns the memory, each
-// array G * P elements rounded up to a multiple of kPointPadding<T>.
+// The resolved sampling points of one pixel (all its G * P points, or those
+// of a run of groups), point q at index q.
+template <typename T>
+struct ResolvedPoints {
+  const T** corner[4];  // neighbour k: its group's first channel, or `zeros` outside the image
+  T* weight[4];         // its bilinear weight times the mask (0 outside)
+  T* frac_x;            // backward: fractional parts of the sampling location
+  T* frac_y;
+  T* mask;              // backward: the mask, 0 for a point outside the image
+};
+
+// Per-thread scratch, owned by the caller; every array has G * P elements
+// rounded up to a multiple of kPointPadding<T>.
 template <typename T>
 struct PointScratch {
-  T* tap_x;            // grid displacement of point q = g * P + p
+  T* tap_x;                     // grid displacement of point q = g * P + p
   T* tap_y;
-  int32_t* corner[4];  // element offset of neighbour k of point q, -1 outside the image
-  T* weight[4];        // its bilinear weight times the mask
-  T* frac_x;           // backward: fractional parts of the sampling location
-  T* frac_y;
-  T* mask;             // backward: the mask, 0 for a point outside the image
-  T* dots[4];          // backward: <grad_output, neighbour k>
+  int32_t* group_start;         // g * group_channels for point q
+  ResolvedPoints<T> resolved[2];  // the current pixel's and the next one's
+  T* dots[4];                   // backward: <grad_output, neighbour k>
 };
 
 }  // namespace cpu
@@ -61,7 +69,8 @@ struct PointScratch {
                const T* zeros, const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);   \
   template <typename T>                                                                                   \
   void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output, \
-                const PointScratch<T>& scratch, int64_t groups_per_task, int64_t channel_block,            \
+                const T* zeros, const PointScratch<T>& scratch, int64_t groups_per_task,                  \
+                int64_t channel_block,                                                                    \
                 T* grad_input, T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin,               \
                 int64_t task_end);                                                                        \
   }                                                                                                       \
