@@ -36,6 +36,7 @@
 #endif
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -172,20 +173,26 @@ void resolve_points(const Dcnv3Shape& s, const PointScratch<T>& sc, const Resolv
   }
 }
 
-// Asks for the first cache line of every neighbour of points q < count.
+// Asks for the first cache line of every neighbour of points q < count and,
+// with a nonzero `gradient_shift`, of the element that far from it (the
+// backward's grad_input, for writing). Outside neighbours prefetch `zeros`.
 template <typename T>
-inline void prefetch_neighbours(const ResolvedPoints<T>& r, int64_t count) {
+inline void prefetch_neighbours(const ResolvedPoints<T>& r, int64_t count, std::ptrdiff_t gradient_shift) {
   for (int64_t q = 0; q < count; ++q) {
-    for (int k = 0; k < 4; ++k) __builtin_prefetch(r.corner[k][q]);
+    for (int k = 0; k < 4; ++k) {
+      __builtin_prefetch(r.corner[k][q]);
+      if (gradient_shift != 0) __builtin_prefetch(r.corner[k][q] + gradient_shift, 1);
+    }
   }
 }
 
 // Calls process(pixel, points) for pixels [begin, end), with `points` the
 // pixel's resolved points from resolve(pixel, points); resolves the next
-// pixel and prefetches its neighbours before processing the current one.
+// pixel and prefetches its neighbours (see prefetch_neighbours) before
+// processing the current one.
 template <typename T, typename Resolve, typename Process>
-void for_pixels_pipelined(const PointScratch<T>& sc, int64_t count, int64_t begin, int64_t end, Resolve&& resolve,
-                          Process&& process) {
+void for_pixels_pipelined(const PointScratch<T>& sc, int64_t count, std::ptrdiff_t gradient_shift, int64_t begin,
+                          int64_t end, Resolve&& resolve, Process&& process) {
   if (begin >= end) return;
   resolve(begin, sc.resolved[0]);
   for (int64_t pixel = begin; pixel < end; ++pixel) {
@@ -193,7 +200,7 @@ void for_pixels_pipelined(const PointScratch<T>& sc, int64_t count, int64_t begi
     if (pixel + 1 < end) {
       const ResolvedPoints<T>& next = sc.resolved[(pixel + 1 - begin) & 1];
       resolve(pixel + 1, next);
-      prefetch_neighbours(next, count);
+      prefetch_neighbours(next, count, gradient_shift);
     }
     process(pixel, current);
   }
@@ -216,7 +223,7 @@ inline void gather_block(const ResolvedPoints<T>& r, int64_t first, int64_t coun
   for (int64_t l = 0; l < Width; ++l) out[c + l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
 }
 
-// Up to one native vector of T (GCC/Clang vector extension), for Width channels.
+// Up to one native vector of T (GCC/Clang vector extension), for Width values.
 template <typename T, int64_t Width>
 struct ChannelLanes {
   static constexpr int64_t N = std::min<int64_t>(Width, DCNV3_CPU_VECTOR_BYTES / sizeof(T));
@@ -350,7 +357,7 @@ void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask
       });
     }
   };
-  for_pixels_pipelined(scratch, GP, pixel_begin, pixel_end, resolve, gather);
+  for_pixels_pipelined(scratch, GP, 0, pixel_begin, pixel_end, resolve, gather);
 }
 
 template <typename T>
@@ -399,7 +406,8 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
       point_gradients(points, scratch.dots, count, static_cast<T>(s.offset_scale), grad_offset_part + 2 * point0,
                       grad_mask_part + point0);
     };
-    for_pixels_pipelined(scratch, count, n * pixels_per_image, (n + 1) * pixels_per_image, resolve, scatter);
+    for_pixels_pipelined(scratch, count, grad_image - image, n * pixels_per_image, (n + 1) * pixels_per_image,
+                         resolve, scatter);
   }
 }
 
