@@ -129,6 +129,10 @@ def forward_and_backward(fn: Callable, inputs: List[torch.Tensor]) -> Dict[str, 
             fn(*inputs)
 
     def forward_backward():
+        # As after optimizer.zero_grad(): backward writes fresh gradients
+        # instead of adding to the last round's.
+        for tensor in inputs:
+            tensor.grad = None
         out = fn(*inputs)
         out.backward(torch.ones_like(out))
 

@@ -277,4 +277,8 @@ class DCNv3Conv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_proj is not None:
             x = self.input_proj(x)
+        # One copy into channels-last memory (none if x already is one), so
+        # that the block's (N, H, W, C) view is contiguous and its linear
+        # layers, depthwise conv and norm need no copies of their own.
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.dcnv3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
