@@ -4,8 +4,9 @@
 // so that each dcnv3_cpu_kernel_<isa>.cpp can compile it under its own
 // `#pragma GCC target` without compiling any shared inline code for that
 // target. Each includer defines DCNV3_CPU_ISA (the namespace of its variant)
-// first; dcnv3_cpu.cpp picks the variant at run time, drives the threads and
-// owns the scratch memory.
+// and DCNV3_CPU_VECTOR_BYTES (its native vector width) first; dcnv3_cpu.cpp
+// picks the variant at run time, drives the threads and owns the scratch
+// memory.
 //
 // Two phases per output pixel:
 // * resolve: for a run of sampling points (all G * P of the pixel in the

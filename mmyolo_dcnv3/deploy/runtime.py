@@ -41,6 +41,10 @@ class OnnxModel:
                               ) from error
         if runtime == 'onnxruntime':
             options = module.SessionOptions()
+            # Idle intra-op threads sleep instead of spinning: spinning ones take
+            # the cores from whatever runs next in the process (PyTorch, in the
+            # side-by-side timings: 3x slower when it followed an ONNX Runtime run).
+            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
             if threads is not None:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
