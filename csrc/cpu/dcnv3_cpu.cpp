@@ -205,7 +205,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
         const ScratchBuffers<scalar_t> scratch(s.group * s.points);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
                               msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), zeros.data(),
-                              scratch.get(), groups_per_task, kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
+                              scratch.get(), groups_per_task, kBackwardChannelBlock,
+                              grad_input.mutable_data_ptr<scalar_t>(),
                               grad_offset_parts.mutable_data_ptr<scalar_t>(),
                               grad_mask_parts.mutable_data_ptr<scalar_t>(), begin, end);
       });

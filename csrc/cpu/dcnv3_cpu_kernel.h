@@ -319,6 +319,12 @@ inline void for_channel_blocks(int64_t c, int64_t end, Body&& body) {
   for (; c < end; ++c) body(std::integral_constant<int64_t, 1>{}, c);
 }
 
+// The sampling grid of output pixel `pixel` (flat index over N, H_out, W_out).
+template <typename T>
+SamplingGrid<T> pixel_grid(const Dcnv3Shape& s, int64_t pixel) {
+  return SamplingGrid<T>(s, (pixel / s.width_out) % s.height_out, pixel % s.width_out);
+}
+
 // tap_x, tap_y and group_start of the points q = g * P + p of every group g.
 template <typename T>
 void fill_taps(const Dcnv3Shape& s, const PointScratch<T>& sc) {
@@ -342,10 +348,8 @@ void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask
   const int64_t image_size = s.height_in * s.width_in * C;
   fill_taps(s, scratch);
   const auto resolve = [&](int64_t pixel, const ResolvedPoints<T>& points) {
-    const int64_t wo = pixel % s.width_out;
-    const int64_t ho = (pixel / s.width_out) % s.height_out;
     const int64_t n = pixel / (s.width_out * s.height_out);
-    const SamplingGrid<T> grid(s, ho, wo);
+    const SamplingGrid<T> grid = pixel_grid<T>(s, pixel);
     resolve_points<T, false>(s, scratch, points, GP, (s.pixels_out() - pixel) * GP, grid.origin_x, grid.origin_y,
                              offset + 2 * pixel * GP,
                              mask + pixel * GP, input + n * image_size, zeros);
@@ -386,9 +390,7 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
     T* grad_offset_part = grad_offset_parts + block * part_stride * 2;
     T* grad_mask_part = grad_mask_parts + block * part_stride;
     const auto resolve = [&](int64_t pixel, const ResolvedPoints<T>& points) {
-      const int64_t wo = pixel % s.width_out;
-      const int64_t ho = (pixel / s.width_out) % s.height_out;
-      const SamplingGrid<T> grid(s, ho, wo);
+      const SamplingGrid<T> grid = pixel_grid<T>(s, pixel);
       const int64_t point0 = (pixel * s.group + g_begin) * P;
       resolve_points<T, true>(s, scratch, points, count, s.pixels_out() * s.group * P - point0, grid.origin_x,
                               grid.origin_y, offset + 2 * point0,
