@@ -148,24 +148,31 @@ def _gridsample_graph(op, input, offset, mask, kernel_h, kernel_w, stride_h, str
     height_width_in = op.Shape(input, start=1, end=3)                  # [H, W]
     height_out, width_out = op.Shape(offset, start=1, end=2), op.Shape(offset, start=2, end=3)
     width_out_points = op.Mul(width_out, _ints(op, points))
+    grid_rows = op.Concat(_ints(op, -1), height_out, op.Mul(width_out_points, _ints(op, 2)), axis=0)
 
     def origins(size_out, stride, start):  # start + stride * (0 .. size_out - 1), in offset's dtype
         steps = op.Range(_const(op, np.int64(0)), op.Squeeze(size_out), _const(op, np.int64(1)))
         return op.Add(op.Mul(op.CastLike(steps, offset), _like(op, stride, offset)), _like(op, start, offset))
 
-    # Location (x, y) = origin + (tap + offset) * offset_scale, per (N, Ho, Wo, group, P).
-    location = op.Reshape(offset, _ints(op, 0, 0, 0, group, points, 2))
-    location = op.Add(op.Mul(location, _like(op, offset_scale, offset)), _like(op, taps * offset_scale, offset))
-    grid_shape = op.Concat(height_out, width_out, _ints(op, 1, 1, 1), axis=0)
-    origin_x = op.Reshape(origins(width_out, stride_w, centre_x - pad_w), _ints(op, 1, -1, 1, 1, 1))
-    origin_y = op.Reshape(origins(height_out, stride_h, centre_y - pad_h), _ints(op, -1, 1, 1, 1, 1))
-    origin = op.Concat(op.Expand(origin_x, grid_shape), op.Expand(origin_y, grid_shape), axis=-1)
-    location = op.Add(location, origin)
-    # GridSample with align_corners=0 maps pixel x to (2 x + 1) / W - 1.
+    # A point's location (x, y) is origin + (tap + offset) * offset_scale, and GridSample
+    # (align_corners=0) reads pixel x at (2 x + 1) / W - 1, so its grid coordinate is
+    # offset * scale + base with scale = 2 offset_scale / W and base = (2 (origin + tap offset_scale)
+    # + 1) / W - 1. Both depend on shapes only (runtimes fold them when the shapes are static) and
+    # are laid out like the grid rows, so the per-run work is one full-size Mul and Add.
+    origin_shape = op.Concat(height_out, width_out, _ints(op, 1, 1), axis=0)
+    origin_x = op.Reshape(origins(width_out, stride_w, centre_x - pad_w), _ints(op, 1, -1, 1, 1))
+    origin_y = op.Reshape(origins(height_out, stride_h, centre_y - pad_h), _ints(op, -1, 1, 1, 1))
+    origin = op.Concat(op.Expand(origin_x, origin_shape), op.Expand(origin_y, origin_shape), axis=-1)
     size_xy = op.CastLike(op.Gather(height_width_in, _ints(op, 1, 0), axis=0), offset)
-    grid = op.Sub(op.Div(op.Add(op.Mul(location, _like(op, 2, offset)), _like(op, 1, offset)), size_xy),
+    location = op.Add(origin, _like(op, taps * offset_scale, offset))  # (Ho, Wo, P, 2), offsets zero
+    base = op.Sub(op.Div(op.Add(op.Mul(location, _like(op, 2, offset)), _like(op, 1, offset)), size_xy),
                   _like(op, 1, offset))
-    grid = op.Transpose(grid, perm=[0, 3, 1, 2, 4, 5])                 # (N, group, Ho, Wo, P, 2)
+    scale = op.Expand(op.Div(_like(op, 2 * offset_scale, offset), size_xy), op.Shape(base))
+    base, scale = op.Reshape(base, grid_rows), op.Reshape(scale, grid_rows)  # (1, Ho, Wo*P*2)
+
+    grid = op.Reshape(offset, _ints(op, 0, 0, 0, group, points * 2))
+    grid = op.Transpose(grid, perm=[0, 3, 1, 2, 4])                    # (N, group, Ho, Wo, P*2)
+    grid = op.Add(op.Mul(op.Reshape(grid, grid_rows), scale), base)   # (N*group, Ho, Wo*P*2)
     grid = op.Reshape(grid, op.Concat(_ints(op, -1), height_out, width_out_points, _ints(op, 2), axis=0))
 
     value = op.Reshape(input, _ints(op, 0, 0, 0, group, group_channels))
