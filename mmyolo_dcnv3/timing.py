@@ -4,9 +4,9 @@ import time
 from typing import Callable, Dict, List
 
 
-def interleaved_medians(fns: Dict[str, Callable[[], object]], repeat: int, warmup: int = 1,
-                        synchronize: Callable[[], None] = lambda: None) -> Dict[str, float]:
-    """Median wall time, in milliseconds, of each of ``fns``.
+def interleaved_times(fns: Dict[str, Callable[[], object]], repeat: int, warmup: int = 1,
+                      synchronize: Callable[[], None] = lambda: None) -> Dict[str, List[float]]:
+    """Wall time, in milliseconds, of each call of each of ``fns``: ``{name: [ms of round 0, ...]}``.
 
     Each of the ``repeat`` rounds calls every fn once, in order, so a burst of
     load on a shared machine slows all of them rather than one; ``warmup``
@@ -26,4 +26,21 @@ def interleaved_medians(fns: Dict[str, Callable[[], object]], repeat: int, warmu
             fn()
             synchronize()
             times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def interleaved_medians(fns: Dict[str, Callable[[], object]], repeat: int, warmup: int = 1,
+                        synchronize: Callable[[], None] = lambda: None) -> Dict[str, float]:
+    """Median of :func:`interleaved_times` for each of ``fns``, in milliseconds."""
+    times = interleaved_times(fns, repeat, warmup, synchronize)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def paired_ratio(times: Dict[str, List[float]], numerator: str, denominator: str) -> float:
+    """Median over rounds of ``times[numerator][i] / times[denominator][i]``.
+
+    Both were timed in the same round, moments apart, so load that changes from
+    round to round cancels out of each ratio; the median drops rounds where a
+    burst hit only one of them. Steadier than the ratio of the two medians.
+    """
+    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator], strict=True))

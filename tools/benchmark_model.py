@@ -9,8 +9,9 @@ every round (so machine load hits them alike):
 * inference: the network forward (``mode='tensor'``: backbone, neck, head)
   of one image without autograd.
 
-It prints the medians and the DCNv3 / plain ratios, with parameters and
-FLOPs; ``--profile`` adds the DCNv3 model's most expensive operators in one
+It prints the medians and the DCNv3 / plain ratios (each the median of the
+per-round ratios, steadier on a shared machine than a ratio of medians), with
+parameters and FLOPs; ``--profile`` adds the DCNv3 model's most expensive operators in one
 training step (torch.profiler, self CPU time).
 
     python tools/benchmark_model.py                    # n and s at 640, batch 2
@@ -18,13 +19,14 @@ training step (torch.profiler, self CPU time).
 """
 import argparse
 import os
+import statistics
 import sys
 
 import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers the modules)
 from mmyolo_dcnv3.analysis import model_complexity
-from mmyolo_dcnv3.timing import interleaved_medians
+from mmyolo_dcnv3.timing import interleaved_times, paired_ratio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = ('n', 's', 'm', 'l', 'x')
@@ -133,10 +135,12 @@ def main(argv=None):
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
             train_fns[label] = train_step(model, optimizer, batch)
             infer_fns[label] = inference(model, image)
-    train_ms = interleaved_medians(train_fns, args.repeat, args.warmup)
+    train_times = interleaved_times(train_fns, args.repeat, args.warmup)
     for model in models.values():
         model.eval()
-    infer_ms = interleaved_medians(infer_fns, args.repeat, args.warmup)
+    infer_times = interleaved_times(infer_fns, args.repeat, args.warmup)
+    train_ms = {label: statistics.median(t) for label, t in train_times.items()}
+    infer_ms = {label: statistics.median(t) for label, t in infer_times.items()}
 
     header = (f'{"model":>15} | {"params (M)":>10} | {"GFLOPs":>7} | {"train step ms":>13} | '
               f'{"inference ms":>12} | {"train ratio":>11} | {"inference ratio":>15}')
@@ -148,8 +152,8 @@ def main(argv=None):
             params, flops, _ = model_complexity(models[label], (3, args.img_size, args.img_size))
             plain = f'yolov8_{size} plain'
             print(f'{label:>15} | {params / 1e6:10.3f} | {flops / 1e9:7.2f} | {train_ms[label]:13.1f} | '
-                  f'{infer_ms[label]:12.1f} | {train_ms[label] / train_ms[plain]:10.3f}x | '
-                  f'{infer_ms[label] / infer_ms[plain]:14.3f}x', flush=True)
+                  f'{infer_ms[label]:12.1f} | {paired_ratio(train_times, label, plain):10.3f}x | '
+                  f'{paired_ratio(infer_times, label, plain):14.3f}x', flush=True)
     if args.profile:
         for size in args.sizes:
             label = f'yolov8_{size} dcnv3'

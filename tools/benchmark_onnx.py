@@ -8,20 +8,23 @@ exports the plain model and the DCNv3 model with both DCNv3 translations
 (GridSample, opset 18; DeformConv, opset 19), all without NMS, and times the
 network on one image: the variants take turns on every repeat, so the
 machine's load weighs on all of them alike. Prints the median latency of
-each and the ratios the deployment section of the README quotes.
+each and the ratios the deployment section of the README quotes, each the
+median of the per-round ratios (steadier on a shared machine than a ratio of
+medians).
 """
 import argparse
+import functools
 import json
 import os
 import os.path as osp
 import statistics
 import sys
 import tempfile
-import time
 
 import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
+from mmyolo_dcnv3.timing import interleaved_times, paired_ratio
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PLAIN_CONFIG = 'mmyolo::yolov8/yolov8_{size}_syncbn_fast_8xb16-500e_coco.py'
@@ -33,7 +36,7 @@ def parse_args(argv=None):
     parser.add_argument('--models', nargs='+', choices=('n', 's', 'm', 'l', 'x'), default=['n', 's'],
                         help='YOLOv8 sizes (default n s)')
     parser.add_argument('--img-size', type=int, default=640, help='square input size (default 640)')
-    parser.add_argument('--repeats', type=int, default=10, help='timed runs of each variant (default 10)')
+    parser.add_argument('--repeats', type=int, default=30, help='timed runs of each variant (default 30)')
     parser.add_argument('--threads', type=int, default=2, help='CPU threads of torch and ONNX Runtime (default 2)')
     parser.add_argument('--json', help='also write the results to this JSON file')
     args = parser.parse_args(argv)
@@ -58,19 +61,6 @@ def build_detector(config):
     return cfg, detector.eval()
 
 
-def median_ms(variants, images, repeats):
-    """{name: median milliseconds} of each callable in ``variants`` on ``images``, taking turns."""
-    for run in variants.values():  # warm-up
-        run(images)
-    times = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, run in variants.items():
-            start = time.perf_counter()
-            run(images)
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def main(argv=None):
     args = parse_args(argv)
     from mmyolo_dcnv3.deploy.detector import ExportableYOLOv8, export_detector
@@ -85,39 +75,41 @@ def main(argv=None):
             for kind, config in (('plain', PLAIN_CONFIG), ('DCNv3', DCNV3_CONFIG)):
                 cfg, detector = build_detector(config.format(size=model_size))
                 wrapper = ExportableYOLOv8(detector).eval()
-                variants[f'PyTorch eager {kind}'] = lambda x, w=wrapper: w(x)
+                variants[f'PyTorch eager {kind}'] = lambda w=wrapper: w(images)
                 for translation in (('gridsample',) if kind == 'plain' else ('gridsample', 'deformconv')):
                     path = osp.join(folder, f'{model_size}_{kind}_{translation}.onnx')
                     print(f'exporting YOLOv8-{model_size} {kind} ({translation}) at {size[0]} px', flush=True)
                     export_detector(detector, cfg, path, input_size=size, translation=translation)
                     session = OnnxModel(path, 'onnxruntime', threads=args.threads)
                     label = f'ONNX Runtime {kind}' + ('' if kind == 'plain' else f' {translation}')
-                    variants[label] = lambda x, s=session: s(x.numpy())
+                    variants[label] = lambda s=session: s(images.numpy())
             print(f'timing YOLOv8-{model_size}: {len(variants)} variants x {args.repeats} runs, '
                   f'{args.threads} threads', flush=True)
             with torch.no_grad():
-                results[model_size] = median_ms(variants, images, args.repeats)
+                results[model_size] = interleaved_times(variants, args.repeats)
 
     print(f'\nmedian latency per {size[0]}x{size[1]} image, network only, {args.threads} CPU threads '
-          f'(torch {torch.__version__})')
-    for model_size, ms in results.items():
+          f'(torch {torch.__version__}); ratios: median of the {args.repeats} per-round ratios')
+    medians = {}
+    for model_size, times in results.items():
+        ms = medians[model_size] = {name: statistics.median(t) for name, t in times.items()}
+        ratio = functools.partial(paired_ratio, times)
         print(f'\nYOLOv8-{model_size}')
         for name, value in ms.items():
             print(f'  {name:<36} {value:8.1f} ms')
-        plain = ms['ONNX Runtime plain']
         for translation in ('gridsample', 'deformconv'):
-            dcn = ms[f'ONNX Runtime DCNv3 {translation}']
-            print(f'  DCNv3 ({translation}) / plain, ONNX Runtime: {dcn / plain:.2f}x; '
-                  f'ONNX Runtime / PyTorch eager (DCNv3): {dcn / ms["PyTorch eager DCNv3"]:.2f}x')
-        print(f'  plain: ONNX Runtime / PyTorch eager: {plain / ms["PyTorch eager plain"]:.2f}x; '
-              f'DCNv3 in PyTorch eager / plain: {ms["PyTorch eager DCNv3"] / ms["PyTorch eager plain"]:.2f}x')
-        faster = ms['ONNX Runtime DCNv3 deformconv'] / ms['ONNX Runtime DCNv3 gridsample']
-        print(f'  DeformConv / GridSample, ONNX Runtime: {faster:.2f}x')
+            dcn = f'ONNX Runtime DCNv3 {translation}'
+            print(f'  DCNv3 ({translation}) / plain, ONNX Runtime: {ratio(dcn, "ONNX Runtime plain"):.2f}x; '
+                  f'ONNX Runtime / PyTorch eager (DCNv3): {ratio(dcn, "PyTorch eager DCNv3"):.2f}x')
+        print(f'  plain: ONNX Runtime / PyTorch eager: {ratio("ONNX Runtime plain", "PyTorch eager plain"):.2f}x; '
+              f'DCNv3 in PyTorch eager / plain: {ratio("PyTorch eager DCNv3", "PyTorch eager plain"):.2f}x')
+        print('  DeformConv / GridSample, ONNX Runtime: '
+              f'{ratio("ONNX Runtime DCNv3 deformconv", "ONNX Runtime DCNv3 gridsample"):.2f}x')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(dict(img_size=args.img_size, threads=args.threads, repeats=args.repeats,
-                           median_ms=results), f, indent=2)
+                           median_ms=medians, times_ms=results), f, indent=2)
     return 0
 
 

@@ -29,11 +29,25 @@ def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
     assert lines[0].rstrip().endswith('1.000x')
 
 
+def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'onnx.json'
+    result = run([sys.executable, os.path.join(TOOLS, 'benchmark_onnx.py'), '--models', 'n', '--img-size', '64',
+                  '--repeats', '2', '--threads', '1', '--json', str(out)])
+    assert 'DCNv3 (gridsample) / plain, ONNX Runtime' in result.stdout
+    times = json.loads(out.read_text())['times_ms']['n']
+    assert set(times) == {'PyTorch eager plain', 'PyTorch eager DCNv3', 'ONNX Runtime plain',
+                          'ONNX Runtime DCNv3 gridsample', 'ONNX Runtime DCNv3 deformconv'}
+    assert all(len(t) == 2 and min(t) > 0 for t in times.values())
+
+
 @pytest.mark.parametrize('args, message', [
     (['benchmark_op.py', '--device', 'cpu', '--shapes', '0'], '--shapes must be between 1 and 6, got 0'),
     (['benchmark_op.py', '--device', 'cpu', '--repeat', '0'], '--repeat must be >= 1, got 0'),
     (['benchmark_model.py', '--img-size', '100'], '--img-size must be a positive multiple of 32'),
     (['benchmark_model.py', '--repeat', '0'], '--repeat must be >= 1, got 0'),
+    (['benchmark_onnx.py', '--img-size', '100'], '--img-size must be a positive multiple of 32, got 100'),
+    (['benchmark_onnx.py', '--repeats', '0'], '--repeats and --threads must be at least 1'),
 ])
 def test_benchmarks_reject_bad_arguments(args, message):
     result = run([sys.executable, os.path.join(TOOLS, args[0]), *args[1:]], check=False)
