@@ -110,7 +110,8 @@ class ScratchBuffers {
       r.frac_y = next_values();
       r.mask = next_values();
     }
-    for (int k = 0; k < 4; ++k) scratch_.dots[k] = next_values();
+    scratch_.dots = v;
+    v += 4 * stride_;
     TORCH_INTERNAL_ASSERT(v == values_.data() + values_.size());
   }
   const cpu::PointScratch<T>& get() const { return scratch_; }

@@ -240,68 +240,104 @@ struct ChannelLanes {
     if constexpr (N == 1) {
       return v[0];
     } else {
-      using Half = ChannelLanes<T, N / 2>;
-      typename Half::Vec low, high;
-      std::memcpy(&low, &v, sizeof(low));
-      std::memcpy(&high, reinterpret_cast<const char*>(&v) + sizeof(low), sizeof(high));
-      return Half::sum(low + high);
+      return Half::sum(fold(v));
     }
+  }
+  // Adds sum(v[k]) to to[k], k < 4. Each vector is folded to four lanes, then
+  // the four are reduced together (a 4x4 transpose interleaved with adds):
+  // six shuffles for the four sums instead of a serial chain for each.
+  static void add_sums4(const Vec (&v)[4], T* to) {
+    if constexpr (N < 4) {
+      for (int k = 0; k < 4; ++k) to[k] += sum(v[k]);
+    } else {
+      using Q = ChannelLanes<T, 4>;
+      const typename Q::Vec a = Q::quad(v[0]), b = Q::quad(v[1]), c = Q::quad(v[2]), d = Q::quad(v[3]);
+      const typename Q::Vec ab = Q::template shuffle<0, 4, 1, 5>(a, b) + Q::template shuffle<2, 6, 3, 7>(a, b);
+      const typename Q::Vec cd = Q::template shuffle<0, 4, 1, 5>(c, d) + Q::template shuffle<2, 6, 3, 7>(c, d);
+      Q::store(to, Q::load(to) + (Q::template shuffle<0, 1, 4, 5>(ab, cd) + Q::template shuffle<2, 3, 6, 7>(ab, cd)));
+    }
+  }
+
+ private:
+  template <typename, int64_t>
+  friend struct ChannelLanes;
+  using Half = ChannelLanes<T, (N > 1 ? N / 2 : 1)>;
+  // The lane-wise sum of the vector's two halves.
+  static typename Half::Vec fold(const Vec& v) {
+    typename Half::Vec low, high;
+    std::memcpy(&low, &v, sizeof(low));
+    std::memcpy(&high, reinterpret_cast<const char*>(&v) + sizeof(low), sizeof(high));
+    return low + high;
+  }
+  // A vector of N >= 4 lanes folded to four (this is ChannelLanes<T, 4>).
+  template <typename W>
+  static Vec quad(const W& v) {
+    static_assert(N == 4, "quad() folds into a four-lane vector");
+    if constexpr (sizeof(W) == sizeof(Vec)) {
+      return v;
+    } else {
+      using Wide = ChannelLanes<T, sizeof(W) / sizeof(T)>;
+      return quad(Wide::fold(v));
+    }
+  }
+  // Lanes I of the eight lanes of a then b.
+  template <int... I>
+  static Vec shuffle(const Vec& a, const Vec& b) {
+#if defined(__clang__) || __GNUC__ >= 12
+    return __builtin_shufflevector(a, b, I...);
+#else  // GCC before 12 has only __builtin_shuffle
+    using Lane = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    typedef Lane Lanes __attribute__((vector_size(N * sizeof(T))));
+    return __builtin_shuffle(a, b, Lanes{I...});
+#endif
   }
 };
 
-// Sum of a[l] * b[l] over l < Width, in a fixed order: native vectors of
-// products added lane-wise, then the lanes added in halves.
-template <typename T, int64_t Width>
-inline T dot(const T* __restrict__ a, const T* __restrict__ b) {
-  using V = ChannelLanes<T, Width>;
-  typename V::Vec acc = V::load(a) * V::load(b);
-  for (int64_t l = V::N; l < Width; l += V::N) acc += V::load(a + l) * V::load(b + l);
-  return V::sum(acc);
-}
-
 // For channels [c, c + Width) of one (pixel, group) with points q in
-// [first, first + count): adds <grad, neighbour k> to dots[k][q] and scatters
-// weight * grad into grad_image at the neighbour (the element at the same
-// offset from grad_image as the neighbour from image); neighbours outside
-// the image (`zeros`) are skipped.
+// [first, first + count): adds <grad, neighbour k> to dots[4 q + k] and
+// scatters weight * grad into grad_image at the neighbour (the element at
+// the same offset from grad_image as the neighbour from image); neighbours
+// outside the image (`zeros`) are skipped.
 template <typename T, int64_t Width>
-inline void scatter_block(const ResolvedPoints<T>& r, T* const* dots, int64_t first, int64_t count, const T* image,
+inline void scatter_block(const ResolvedPoints<T>& r, T* dots, int64_t first, int64_t count, const T* image,
                           T* grad_image, const T* zeros, int64_t c, const T* __restrict__ grad) {
   using V = ChannelLanes<T, Width>;
   for (int64_t q = first; q < first + count; ++q) {
+    typename V::Vec products[4] = {};
     for (int k = 0; k < 4; ++k) {
       const T* src = r.corner[k][q];
       if (src == zeros) continue;
-      dots[k][q] += dot<T, Width>(grad, src + c);
       // Vectors rather than a loop over T: the compiler cannot prove that
       // grad_image does not alias the scratch, and would not vectorise.
       T* dst = grad_image + (src - image) + c;
       const T alpha = r.weight[k][q];
-      for (int64_t l = 0; l < Width; l += V::N) V::store(dst + l, V::load(dst + l) + alpha * V::load(grad + l));
+      for (int64_t l = 0; l < Width; l += V::N) {
+        const typename V::Vec g = V::load(grad + l);
+        products[k] += g * V::load(src + c + l);
+        V::store(dst + l, V::load(dst + l) + alpha * g);
+      }
     }
+    V::add_sums4(products, dots + 4 * q);
   }
 }
 
-// The gradients of points q < count from their dots: grad_mask[q] and the
-// (x, y) pairs grad_offset[2q], grad_offset[2q + 1]. d weight_k / d x and
-// / d y are written with the fractional parts; dots and weights of
-// neighbours outside the image are zero.
+// The gradients of points q < count from their dots (dots[4 q + k] for
+// neighbour k): grad_mask[q] and the (x, y) pairs grad_offset[2q],
+// grad_offset[2q + 1]. d weight_k / d x and / d y are written with the
+// fractional parts; dots and weights of neighbours outside the image are zero.
 template <typename T>
-void point_gradients(const ResolvedPoints<T>& r, T* const* dots, int64_t count, T scale, T* __restrict__ grad_offset,
-                     T* __restrict__ grad_mask) {
-  const T* __restrict__ d0 = dots[0];
-  const T* __restrict__ d1 = dots[1];
-  const T* __restrict__ d2 = dots[2];
-  const T* __restrict__ d3 = dots[3];
+void point_gradients(const ResolvedPoints<T>& r, const T* __restrict__ dots, int64_t count, T scale,
+                     T* __restrict__ grad_offset, T* __restrict__ grad_mask) {
   const T* __restrict__ frac_x = r.frac_x;
   const T* __restrict__ frac_y = r.frac_y;
   const T* __restrict__ mask = r.mask;
   for (int64_t q = 0; q < count; ++q) {
+    const T* d = dots + 4 * q;
     const T lx = frac_x[q], ly = frac_y[q], hx = T(1) - lx, hy = T(1) - ly;
     const T m = mask[q] * scale;
-    grad_mask[q] = (hy * hx * d0[q] + hy * lx * d1[q]) + (ly * hx * d2[q] + ly * lx * d3[q]);
-    grad_offset[2 * q] = (hy * (d1[q] - d0[q]) + ly * (d3[q] - d2[q])) * m;
-    grad_offset[2 * q + 1] = (hx * (d2[q] - d0[q]) + lx * (d3[q] - d1[q])) * m;
+    grad_mask[q] = (hy * hx * d[0] + hy * lx * d[1]) + (ly * hx * d[2] + ly * lx * d[3]);
+    grad_offset[2 * q] = (hy * (d[1] - d[0]) + ly * (d[3] - d[2])) * m;
+    grad_offset[2 * q + 1] = (hx * (d[2] - d[0]) + lx * (d[3] - d[1])) * m;
   }
 }
 
@@ -397,7 +433,7 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
                               mask + point0, image + g_begin * GC, zeros);
     };
     const auto scatter = [&](int64_t pixel, const ResolvedPoints<T>& points) {
-      for (int k = 0; k < 4; ++k) std::fill(scratch.dots[k], scratch.dots[k] + count, T(0));
+      std::fill(scratch.dots, scratch.dots + 4 * count, T(0));
       for (int64_t g = g_begin; g < g_end; ++g) {
         const T* go = grad_output + pixel * C + g * GC;
         for_channel_blocks<T>(c_begin, c_end, [&](auto width, int64_t c) {

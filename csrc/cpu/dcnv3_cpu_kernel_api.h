@@ -47,14 +47,14 @@ struct ResolvedPoints {
 };
 
 // Per-thread scratch, owned by the caller; every array has G * P elements
-// rounded up to a multiple of kPointPadding<T>.
+// (dots: 4 G * P) rounded up to a multiple of kPointPadding<T>.
 template <typename T>
 struct PointScratch {
   T* tap_x;                     // grid displacement of point q = g * P + p
   T* tap_y;
   int32_t* group_start;         // g * group_channels for point q
   ResolvedPoints<T> resolved[2];  // the current pixel's and the next one's
-  T* dots[4];                   // backward: <grad_output, neighbour k>
+  T* dots;                      // backward: <grad_output, neighbour k> of point q at 4 q + k
 };
 
 }  // namespace cpu
