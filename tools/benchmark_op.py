@@ -14,12 +14,13 @@ times forward and forward+backward (gradients of every input) of:
   offset groups, with its dense C x C weight), where torchvision is installed.
 
 The implementations take turns within each repetition, so machine load hits
-them alike; every figure is the median over repetitions. It reports the
-ratios (backward / forward, speed-up over grid_sample, cost against the
-depthwise conv, bfloat16 against the chosen dtype), the kernel's GFLOP/s (10
-flops per output channel per sampling point) against a float32 matmul timed
-in the same run and, on a GPU, its GB/s (input, offset and mask read once,
-output written once) against a device copy.
+them alike; every time is the median over repetitions and every ratio the
+median of the per-repetition ratios. It reports the ratios (backward /
+forward, speed-up over grid_sample, cost against the depthwise conv, bfloat16
+against the chosen dtype), the kernel's GFLOP/s (10 flops per output channel
+per sampling point) against a float32 matmul timed in the same run and, on a
+GPU, its GB/s (input, offset and mask read once, output written once) against
+a device copy.
 
     python tools/benchmark_op.py                      # CUDA if available, else CPU
     python tools/benchmark_op.py --device cpu --json results.json
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 
 from mmyolo_dcnv3.ops._library import compiled_kernels
 from mmyolo_dcnv3.ops.grid_sample import dcnv3_grid_sample
-from mmyolo_dcnv3.timing import interleaved_medians
+from mmyolo_dcnv3.timing import interleaved_medians, interleaved_times, paired_ratio
 
 try:
     from torchvision.ops import deform_conv2d
@@ -171,20 +172,24 @@ def peers(shape, device, dtype) -> Dict[str, Dict[str, Callable[[], object]]]:
 def benchmark_shape(shape, args, dtype) -> dict:
     calls = peers(shape, args.device, dtype)
     flat = {f'{name} {pass_}': fn for name, passes in calls.items() for pass_, fn in passes.items()}
-    medians = interleaved_medians(flat, args.repeat, args.warmup, synchronizer(args.device))
-    ms = {name: (medians[f'{name} fwd'], medians[f'{name} fwd+bwd']) for name in calls}
+    times = interleaved_times(flat, args.repeat, args.warmup, synchronizer(args.device))
+    ms = {name: (statistics.median(times[f'{name} fwd']), statistics.median(times[f'{name} fwd+bwd']))
+          for name in calls}
+
+    def ratios(numerator, denominator):  # per pass, each the median of the per-round ratios
+        return {pass_: paired_ratio(times, f'{numerator} {pass_}', f'{denominator} {pass_}')
+                for pass_ in ('fwd', 'fwd+bwd')}
+
     n, h, w, c, _ = shape
-    compiled_fwd, compiled_fwd_bwd = ms['compiled']
+    compiled_fwd = ms['compiled'][0]
     row = {'shape': dict(zip(('N', 'H', 'W', 'C', 'group'), shape)), 'kernel': KERNEL,
            'ms': {name: {'fwd': f, 'fwd+bwd': fb} for name, (f, fb) in ms.items()}}
-    row['backward_over_forward'] = (compiled_fwd_bwd - compiled_fwd) / compiled_fwd
-    row['speedup_over_grid_sample'] = {'fwd': ms['grid_sample'][0] / compiled_fwd,
-                                       'fwd+bwd': ms['grid_sample'][1] / compiled_fwd_bwd}
-    row['cost_over_depthwise'] = {'fwd': compiled_fwd / ms['depthwise'][0],
-                                  'fwd+bwd': compiled_fwd_bwd / ms['depthwise'][1]}
+    row['backward_over_forward'] = statistics.median(
+        (fwd_bwd - fwd) / fwd for fwd, fwd_bwd in zip(times['compiled fwd'], times['compiled fwd+bwd']))
+    row['speedup_over_grid_sample'] = ratios('grid_sample', 'compiled')
+    row['cost_over_depthwise'] = ratios('compiled', 'depthwise')
     if 'compiled_bf16' in ms:
-        row['bf16_over_dtype'] = {'fwd': ms['compiled_bf16'][0] / compiled_fwd,
-                                  'fwd+bwd': ms['compiled_bf16'][1] / compiled_fwd_bwd}
+        row['bf16_over_dtype'] = ratios('compiled_bf16', 'compiled')
     row['compiled_forward_gflops'] = n * h * w * c * KERNEL * KERNEL * FLOPS_PER_CHANNEL_POINT / (
         compiled_fwd * 1e-3) / 1e9
     if args.device == 'cuda':
