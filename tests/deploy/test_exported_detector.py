@@ -35,7 +35,7 @@ TOOLS = os.path.join(ROOT, 'tools')
 DCNV3_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
 PLAIN_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py')
 IMAGE_SIZE = 128
-TRAIN_ITERATIONS = 30
+TRAIN_ITERATIONS = 100
 
 
 def data_options(root):
@@ -123,9 +123,13 @@ def test_raw_outputs_match_pytorch(trained, exported, toy_images, translation, r
     images, _ = preprocess_images(copy.deepcopy(cfg), detector, toy_images, network_input_size(cfg))
     assert onnx_domains(exported[translation]) == ['']
     actual = OnnxModel(exported[translation], runtime)(images.numpy())
+    # Scores within 1e-3. Boxes are in input pixels, and those of far-off anchors
+    # reach hundreds of pixels, where float32 rounding alone exceeds 1e-3: they
+    # are held to 1e-3 plus 1e-5 of their magnitude.
+    tolerance = {'boxes': dict(atol=1e-3, rtol=1e-5), 'scores': dict(atol=1e-3, rtol=0)}
     for name, want, got in zip(('boxes', 'scores'), eager_outputs(detector, images), actual):
         assert got.shape == want.shape
-        assert np.abs(got - want).max() <= 1e-3, name
+        np.testing.assert_allclose(got, want, **tolerance[name], err_msg=name)
     # Every image has anchors above the test score threshold: detections to compare.
     assert (actual[1].max(axis=(1, 2)) > cfg.model.test_cfg.score_thr).all()
 
