@@ -1,6 +1,6 @@
 """CPU latency of exported YOLOv8 and YOLOv8-DCNv3 in ONNX Runtime, side by side with PyTorch eager.
 
-    python tools/benchmark_onnx.py [--models n s] [--img-size 640] [--repeats 10] [--threads 2] [--json PATH]
+    python tools/benchmark_onnx.py [--models n s] [--img-size 640] [--repeats 30] [--threads 2] [--json PATH]
 
 For each model size it builds MMYOLO's plain YOLOv8 COCO config and this
 project's DCNv3 one (random weights: the latency does not depend on them),
