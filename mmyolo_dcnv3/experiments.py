@@ -6,6 +6,7 @@ start them, find their checkpoints and metrics in mmengine's work dirs, and
 time the trained detectors side by side.
 """
 import datetime
+import functools
 import glob
 import json
 import os
@@ -17,6 +18,8 @@ import sys
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
+
+from .timing import interleaved_times
 
 _PACKAGE = osp.dirname(osp.abspath(__file__))
 # configs/ and tools/: in the checkout, or under .mim/ in an installed package.
@@ -204,16 +207,13 @@ def training_seconds(work_dir: str) -> float:
 def latency_ms(predictors: Dict[str, Callable[[str], object]], images: Sequence[str]) -> Dict[str, float]:
     """Median end-to-end time (preprocessing + network + NMS) of one image, in ms,
     for each of {label: predict(image_path)}: the predictors take turns on each
-    image, so that the machine's load weighs on all of them alike."""
-    for predict in predictors.values():  # the first calls warm up
-        for _ in range(2):
-            predict(images[0])
+    image (two untimed rounds on the first image come first), so that the
+    machine's load weighs on all of them alike."""
     times = {label: [] for label in predictors}
-    for image in images:
-        for label, predict in predictors.items():
-            start = time.perf_counter()
-            predict(image)
-            times[label].append((time.perf_counter() - start) * 1e3)
+    for index, image in enumerate(images):
+        on_image = {label: functools.partial(predict, image) for label, predict in predictors.items()}
+        for label, ms in interleaved_times(on_image, repeat=1, warmup=2 if index == 0 else 0).items():
+            times[label] += ms
     return {label: statistics.median(t) for label, t in times.items()}
 
 

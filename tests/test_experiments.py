@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mmyolo_dcnv3.experiments import best_val_metrics, cpu_cores, run_parallel, training_seconds
+from mmyolo_dcnv3.experiments import best_val_metrics, cpu_cores, latency_ms, run_parallel, training_seconds
 
 SHOW_THREADS = 'import os; print("threads", os.environ["OMP_NUM_THREADS"])'
 
@@ -83,3 +83,11 @@ def test_no_validation_logged_is_an_error(tmp_path):
     write_run(tmp_path, '20261129_010000', [{'loss': 3.0, 'step': 10}], ['2026/11/29 01:00:00'])
     with pytest.raises(RuntimeError, match='no validation metrics logged in'):
         best_val_metrics(str(tmp_path))
+
+
+def test_latency_takes_turns_on_each_image_after_two_warm_up_rounds():
+    calls = []
+    medians = latency_ms({'a': lambda image: calls.append(('a', image)),
+                          'b': lambda image: calls.append(('b', image))}, ['x.jpg', 'y.jpg'])
+    assert calls == [('a', 'x.jpg'), ('b', 'x.jpg')] * 3 + [('a', 'y.jpg'), ('b', 'y.jpg')]
+    assert set(medians) == {'a', 'b'} and all(ms >= 0 for ms in medians.values())
