@@ -12,14 +12,13 @@ import json
 import os
 import os.path as osp
 import re
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .timing import interleaved_times
+from .timing import interleaved_times, medians
 
 _PACKAGE = osp.dirname(osp.abspath(__file__))
 # configs/ and tools/: in the checkout, or under .mim/ in an installed package.
@@ -214,7 +213,7 @@ def latency_ms(predictors: Dict[str, Callable[[str], object]], images: Sequence[
         on_image = {label: functools.partial(predict, image) for label, predict in predictors.items()}
         for label, ms in interleaved_times(on_image, repeat=1, warmup=2 if index == 0 else 0).items():
             times[label] += ms
-    return {label: statistics.median(t) for label, t in times.items()}
+    return medians(times)
 
 
 def detector_complexity(config: str, image_size: int):

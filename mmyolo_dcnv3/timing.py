@@ -32,7 +32,11 @@ def interleaved_times(fns: Dict[str, Callable[[], object]], repeat: int, warmup:
 def interleaved_medians(fns: Dict[str, Callable[[], object]], repeat: int, warmup: int = 1,
                         synchronize: Callable[[], None] = lambda: None) -> Dict[str, float]:
     """Median of :func:`interleaved_times` for each of ``fns``, in milliseconds."""
-    times = interleaved_times(fns, repeat, warmup, synchronize)
+    return medians(interleaved_times(fns, repeat, warmup, synchronize))
+
+
+def medians(times: Dict[str, List[float]]) -> Dict[str, float]:
+    """``{name: median of its times}`` for times as :func:`interleaved_times` returns them."""
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -1,7 +1,7 @@
 """mmyolo_dcnv3.timing: alternatives take turns and each gets a median."""
 import pytest
 
-from mmyolo_dcnv3.timing import interleaved_medians, interleaved_times, paired_ratio
+from mmyolo_dcnv3.timing import interleaved_medians, interleaved_times, medians, paired_ratio
 
 
 def test_alternatives_take_turns_in_every_round():
@@ -41,3 +41,7 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
 def test_paired_ratio_refuses_unequal_rounds():
     with pytest.raises(ValueError):
         paired_ratio({'a': [1.0, 2.0], 'b': [1.0]}, 'a', 'b')
+
+
+def test_medians_of_each_name():
+    assert medians({'a': [3.0, 1.0, 2.0], 'b': [5.0]}) == {'a': 2.0, 'b': 5.0}

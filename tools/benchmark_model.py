@@ -11,22 +11,21 @@ every round (so machine load hits them alike):
 
 It prints the medians and the DCNv3 / plain ratios (each the median of the
 per-round ratios, steadier on a shared machine than a ratio of medians), with
-parameters and FLOPs; ``--profile`` adds the DCNv3 model's most expensive operators in one
-training step (torch.profiler, self CPU time).
+parameters and FLOPs; ``--profile`` adds the DCNv3 model's most expensive
+operators in one training step (torch.profiler, self CPU time).
 
     python tools/benchmark_model.py                    # n and s at 640, batch 2
     python tools/benchmark_model.py --sizes n --img-size 320 --profile
 """
 import argparse
 import os
-import statistics
 import sys
 
 import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers the modules)
 from mmyolo_dcnv3.analysis import model_complexity
-from mmyolo_dcnv3.timing import interleaved_times, paired_ratio
+from mmyolo_dcnv3.timing import interleaved_times, medians, paired_ratio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = ('n', 's', 'm', 'l', 'x')
@@ -139,8 +138,7 @@ def main(argv=None):
     for model in models.values():
         model.eval()
     infer_times = interleaved_times(infer_fns, args.repeat, args.warmup)
-    train_ms = {label: statistics.median(t) for label, t in train_times.items()}
-    infer_ms = {label: statistics.median(t) for label, t in infer_times.items()}
+    train_ms, infer_ms = medians(train_times), medians(infer_times)
 
     header = (f'{"model":>15} | {"params (M)":>10} | {"GFLOPs":>7} | {"train step ms":>13} | '
               f'{"inference ms":>12} | {"train ratio":>11} | {"inference ratio":>15}')

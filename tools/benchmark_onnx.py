@@ -17,14 +17,13 @@ import functools
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import tempfile
 
 import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
-from mmyolo_dcnv3.timing import interleaved_times, paired_ratio
+from mmyolo_dcnv3.timing import interleaved_times, medians, paired_ratio
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PLAIN_CONFIG = 'mmyolo::yolov8/yolov8_{size}_syncbn_fast_8xb16-500e_coco.py'
@@ -90,9 +89,9 @@ def main(argv=None):
 
     print(f'\nmedian latency per {size[0]}x{size[1]} image, network only, {args.threads} CPU threads '
           f'(torch {torch.__version__}); ratios: median of the {args.repeats} per-round ratios')
-    medians = {}
+    median_ms = {}
     for model_size, times in results.items():
-        ms = medians[model_size] = {name: statistics.median(t) for name, t in times.items()}
+        ms = median_ms[model_size] = medians(times)
         ratio = functools.partial(paired_ratio, times)
         print(f'\nYOLOv8-{model_size}')
         for name, value in ms.items():
@@ -109,7 +108,7 @@ def main(argv=None):
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:
             json.dump(dict(img_size=args.img_size, threads=args.threads, repeats=args.repeats,
-                           median_ms=medians, times_ms=results), f, indent=2)
+                           median_ms=median_ms, times_ms=results), f, indent=2)
     return 0
 
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from mmyolo_dcnv3.ops._library import compiled_kernels
 from mmyolo_dcnv3.ops.grid_sample import dcnv3_grid_sample
-from mmyolo_dcnv3.timing import interleaved_medians, interleaved_times, paired_ratio
+from mmyolo_dcnv3.timing import interleaved_medians, interleaved_times, medians, paired_ratio
 
 try:
     from torchvision.ops import deform_conv2d
@@ -173,8 +173,8 @@ def benchmark_shape(shape, args, dtype) -> dict:
     calls = peers(shape, args.device, dtype)
     flat = {f'{name} {pass_}': fn for name, passes in calls.items() for pass_, fn in passes.items()}
     times = interleaved_times(flat, args.repeat, args.warmup, synchronizer(args.device))
-    ms = {name: (statistics.median(times[f'{name} fwd']), statistics.median(times[f'{name} fwd+bwd']))
-          for name in calls}
+    median_ms = medians(times)
+    ms = {name: (median_ms[f'{name} fwd'], median_ms[f'{name} fwd+bwd']) for name in calls}
 
     def ratios(numerator, denominator):  # per pass, each the median of the per-round ratios
         return {pass_: paired_ratio(times, f'{numerator} {pass_}', f'{denominator} {pass_}')
