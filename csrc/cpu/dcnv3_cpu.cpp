@@ -89,29 +89,30 @@ template <typename T>
 class ScratchBuffers {
  public:
   explicit ScratchBuffers(int64_t points)
-      // 20 arrays of T: taps (2); per resolved buffer (2) weights (4), frac_x, frac_y, mask; dots (4).
-      : stride_(padded(points)), values_(20 * stride_), corners_(8 * stride_), group_start_(stride_) {
+      // Arrays of T: taps (2), dots (4); per resolved buffer (2): weights (4),
+      // the x and y taps (8) and the mask (1).
+      : stride_(padded(points)), values_((6 + 2 * 13) * stride_), indices_(3 * stride_) {
     T* v = values_.data();
-    const auto next_values = [&] {
-      T* array = v;
-      v += stride_;
-      return array;
+    const auto take = [&](int64_t arrays) {
+      T* first = v;
+      v += arrays * stride_;
+      return first;
     };
-    scratch_.tap_x = next_values();
-    scratch_.tap_y = next_values();
-    scratch_.group_start = group_start_.data();
+    const auto take_axis = [&] {
+      return cpu::ResolvedAxis<T>{take(1), take(1), take(1), take(1)};
+    };
+    scratch_.tap_x = take(1);
+    scratch_.tap_y = take(1);
+    scratch_.dots = take(4);
+    scratch_.group_start = indices_.data();
     for (int b = 0; b < 2; ++b) {
       cpu::ResolvedPoints<T>& r = scratch_.resolved[b];
-      for (int k = 0; k < 4; ++k) {
-        r.corner[k] = corners_.data() + (4 * b + k) * stride_;
-        r.weight[k] = next_values();
-      }
-      r.frac_x = next_values();
-      r.frac_y = next_values();
-      r.mask = next_values();
+      r.offset = indices_.data() + (1 + b) * stride_;
+      r.weight = take(4);
+      r.x = take_axis();
+      r.y = take_axis();
+      r.mask = take(1);
     }
-    scratch_.dots = v;
-    v += 4 * stride_;
     TORCH_INTERNAL_ASSERT(v == values_.data() + values_.size());
   }
   const cpu::PointScratch<T>& get() const { return scratch_; }
@@ -124,8 +125,7 @@ class ScratchBuffers {
 
   int64_t stride_;
   std::vector<T> values_;
-  std::vector<const T*> corners_;
-  std::vector<int32_t> group_start_;
+  std::vector<int32_t> indices_;  // group_start, then each buffer's offsets
   cpu::PointScratch<T> scratch_;
 };
 
@@ -163,11 +163,10 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, 
   // About 16k multiply-adds per chunk of pixels.
   const int64_t grain = std::max<int64_t>(1, 16384 / (s.channels() * s.points));
   AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_forward_cpu", [&] {
-    const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
     at::parallel_for(0, s.pixels_out(), grain, [&](int64_t begin, int64_t end) {
       const ScratchBuffers<scalar_t> scratch(s.group * s.points);
       DCNV3_CALL_CPU_KERNEL(forward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
-                            msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(), zeros.data(),
+                            msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
                             scratch.get(), begin, end);
     });
   });
@@ -200,12 +199,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
                                          in.options());
   if (s.pixels_out() > 0) {
     AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_backward_cpu", [&] {
-      const std::vector<scalar_t> zeros(s.group_channels, scalar_t(0));
       const int64_t runs = (s.group + groups_per_task - 1) / groups_per_task;
       at::parallel_for(0, s.batch * runs * blocks, 1, [&](int64_t begin, int64_t end) {
         const ScratchBuffers<scalar_t> scratch(s.group * s.points);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
-                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), zeros.data(),
+                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(),
                               scratch.get(), groups_per_task, kBackwardChannelBlock,
                               grad_input.mutable_data_ptr<scalar_t>(),
                               grad_offset_parts.mutable_data_ptr<scalar_t>(),

@@ -4,8 +4,7 @@
 // its own target; dcnv3_cpu.cpp chooses one at run time. T is float or double.
 //
 // forward: output pixels [pixel_begin, pixel_end) (flat index over N, H_out,
-//   W_out). `zeros` points to group_channels zeros, read in place of
-//   neighbours outside the image. `scratch` belongs to the calling thread.
+//   W_out). `scratch` belongs to the calling thread.
 //   The input must have at most 2^31 - 1 elements per image.
 // backward: tasks [task_begin, task_end), task = (n * runs + run) * blocks +
 //   block, for runs = ceil(G / groups_per_task) runs of consecutive groups
@@ -15,6 +14,7 @@
 //   (blocks, N, H_out, W_out, G, P), the per-block partial sums.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "common/dcnv3_math.h"
@@ -35,15 +35,34 @@ namespace cpu {
 template <typename T>
 constexpr int64_t kPointPadding = 64 / sizeof(T);
 
+// Per point q, the two taps along one axis of a resolved point (see
+// ClampedTaps in dcnv3_cpu_kernel.h): the bilinear weights of pixels a (the
+// clamped floor) and b = a + 1, and their derivatives along the axis.
+template <typename T>
+struct ResolvedAxis {
+  T* weight_a;
+  T* weight_b;
+  T* slope_a;
+  T* slope_b;
+};
+
 // The resolved sampling points of one pixel (all its G * P points, or those
-// of a run of groups), point q at index q.
+// of a run of groups), point q at index q. Each point reads four neighbours
+// inside the image: a 2x2 block whose top-left element is at offset[q] and
+// neighbour k = 2 i + j is i rows down and j columns right (see
+// NeighbourSteps); taps that fall outside the image have weight zero.
 template <typename T>
 struct ResolvedPoints {
-  const T** corner[4];  // neighbour k: its group's first channel, or `zeros` outside the image
-  T* weight[4];         // its bilinear weight times the mask (0 outside)
-  T* frac_x;            // backward: fractional parts of the sampling location
-  T* frac_y;
-  T* mask;              // backward: the mask, 0 for a point outside the image
+  int32_t* offset;  // element offset of neighbour 0 (its group's first channel)
+  T* weight;        // at 4 q + k: bilinear weight of neighbour k times the mask (0 outside)
+  ResolvedAxis<T> x, y;  // backward: the taps' weights and slopes along x and y
+  T* mask;               // backward: the mask, 0 for a point outside the image
+};
+
+// Element steps from neighbour 0 (top left) of a resolved point to
+// neighbour k: 0, right, down, down right; zero along an axis of one pixel.
+struct NeighbourSteps {
+  std::ptrdiff_t k[4];
 };
 
 // Per-thread scratch, owned by the caller; every array has G * P elements
@@ -66,10 +85,10 @@ struct PointScratch {
   namespace isa {                                                                                         \
   template <typename T>                                                                                   \
   void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, T* output,           \
-               const T* zeros, const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);   \
+               const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);                   \
   template <typename T>                                                                                   \
   void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output, \
-                const T* zeros, const PointScratch<T>& scratch, int64_t groups_per_task,                  \
+                const PointScratch<T>& scratch, int64_t groups_per_task,                                  \
                 int64_t channel_block,                                                                    \
                 T* grad_input, T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin,               \
                 int64_t task_end);                                                                        \

@@ -54,6 +54,21 @@ def test_every_cpu_instruction_set_variant_matches_reference(isa, monkeypatch):
         assert_matches_reference(case, dtype=torch.float32, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize('isa', CPU_ISAS)
+@pytest.mark.parametrize('height, width', [(1, 1), (1, 6), (5, 1), (2, 2)])
+def test_images_of_one_or_two_pixels_along_an_axis_match_reference(isa, height, width, monkeypatch):
+    # The kernels read a 2x2 block moved inside the image; along an axis of
+    # one pixel its second tap has no pixel of its own.
+    monkeypatch.setenv('MMYOLO_DCNV3_CPU_ISA', isa)
+    case = Case(height=height, width=width, group=2, group_channels=20, offset_std=0.7)
+    try:
+        compiled(*case.tensors(), *case.op_args())
+    except ValueError as error:
+        pytest.skip(str(error))
+    assert_matches_reference(case)
+    assert_matches_reference(case, dtype=torch.float32, rtol=1e-4, atol=1e-5)
+
+
 def test_unknown_cpu_instruction_set_is_refused(monkeypatch):
     monkeypatch.setenv('MMYOLO_DCNV3_CPU_ISA', 'sse9')
     with pytest.raises(ValueError, match='MMYOLO_DCNV3_CPU_ISA must be baseline, avx2 or avx512'):
