@@ -370,19 +370,27 @@ template <typename T, int64_t Width>
 inline void scatter_block(const ResolvedPoints<T>& r, const NeighbourSteps& steps, T* dots, int64_t first,
                           int64_t count, const T* image, T* grad_image, int64_t c, const T* __restrict__ grad) {
   using V = ChannelLanes<T, Width>;
+  constexpr int64_t L = Width / V::N;
+  // Everything a point needs is read into registers before its stores:
+  // the compiler cannot prove that grad_image does not alias the scratch
+  // or grad (vectors rather than a loop over T for the same reason: it
+  // would not vectorise).
+  typename V::Vec g[L];
+  for (int64_t j = 0; j < L; ++j) g[j] = V::load(grad + j * V::N);
+  const int32_t* offsets = r.offset;
+  const T* weights = r.weight;
+  const std::ptrdiff_t step[4] = {steps.k[0], steps.k[1], steps.k[2], steps.k[3]};
   for (int64_t q = first; q < first + count; ++q) {
+    const std::ptrdiff_t at = offsets[q] + c;
+    const T alpha[4] = {weights[4 * q], weights[4 * q + 1], weights[4 * q + 2], weights[4 * q + 3]};
     typename V::Vec products[4] = {};
+#pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
-      const std::ptrdiff_t at = r.offset[q] + steps.k[k] + c;
-      const T* src = image + at;
-      // Vectors rather than a loop over T: the compiler cannot prove that
-      // grad_image does not alias the scratch, and would not vectorise.
-      T* dst = grad_image + at;
-      const T alpha = r.weight[4 * q + k];
-      for (int64_t l = 0; l < Width; l += V::N) {
-        const typename V::Vec g = V::load(grad + l);
-        products[k] += g * V::load(src + l);
-        V::store(dst + l, V::load(dst + l) + alpha * g);
+      const T* src = image + at + step[k];
+      T* dst = grad_image + at + step[k];
+      for (int64_t j = 0; j < L; ++j) {
+        products[k] += g[j] * V::load(src + j * V::N);
+        V::store(dst + j * V::N, V::load(dst + j * V::N) + alpha[k] * g[j]);
       }
     }
     V::add_sums4(products, dots + 4 * q);
