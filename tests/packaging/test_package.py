@@ -167,7 +167,12 @@ def test_wheel_carries_kernels_and_configs_and_trains_with_mim_from_outside_the_
         assert required in names, required
     assert any(n.endswith('.dist-info/licenses/LICENSE') or n.endswith('.dist-info/LICENSE') for n in names)
     python, venv_site = make_env_outside_checkout(tmp_path / 'venv')
-    run_command([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-deps', str(wheel)])
+    # Without the checkout on PYTHONPATH: pip wheel left mmyolo_dcnv3.egg-info there, and pip would take
+    # that for an installed copy of the same version and skip the wheel.
+    installed = run_outside(sys.executable, ['-m', 'pip', '--python', python, 'install', '--no-deps', str(wheel)],
+                            cwd=tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert os.path.isfile(os.path.join(venv_site, 'mmyolo_dcnv3_config_scope.pth')), installed.stdout
     work = tmp_path / 'my_project'
     work.mkdir()
     ann = toy_coco + 'annotations/instances_val.json'
