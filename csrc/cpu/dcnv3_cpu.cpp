@@ -84,14 +84,17 @@ Isa selected_isa() {
 #endif
 
 // Owns one thread's PointScratch, for `points` = G * P points; each array is
-// padded to a multiple of kPointPadding.
+// padded to a multiple of kPointPadding. The backward-only arrays (dots, the
+// per-axis taps, the mask) are allocated only `for_backward`, null otherwise.
 template <typename T>
 class ScratchBuffers {
  public:
-  explicit ScratchBuffers(int64_t points)
+  ScratchBuffers(int64_t points, bool for_backward)
       // Arrays of T: taps (2), dots (4); per resolved buffer (2): weights (4),
       // the x and y taps (8) and the mask (1).
-      : stride_(padded(points)), values_((6 + 2 * 13) * stride_), indices_(3 * stride_) {
+      : stride_(padded(points)),
+        values_((for_backward ? 6 + 2 * 13 : 2 + 2 * 4) * stride_),
+        indices_(3 * stride_) {
     T* v = values_.data();
     const auto take = [&](int64_t arrays) {
       T* first = v;
@@ -103,16 +106,18 @@ class ScratchBuffers {
     };
     scratch_.tap_x = take(1);
     scratch_.tap_y = take(1);
-    scratch_.dots = take(4);
     scratch_.group_start = indices_.data();
     for (int b = 0; b < 2; ++b) {
       cpu::ResolvedPoints<T>& r = scratch_.resolved[b];
       r.offset = indices_.data() + (1 + b) * stride_;
       r.weight = take(4);
-      r.x = take_axis();
-      r.y = take_axis();
-      r.mask = take(1);
+      if (for_backward) {
+        r.x = take_axis();
+        r.y = take_axis();
+        r.mask = take(1);
+      }
     }
+    if (for_backward) scratch_.dots = take(4);
     TORCH_INTERNAL_ASSERT(v == values_.data() + values_.size());
   }
   const cpu::PointScratch<T>& get() const { return scratch_; }
@@ -164,7 +169,7 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, 
   const int64_t grain = std::max<int64_t>(1, 16384 / (s.channels() * s.points));
   AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_forward_cpu", [&] {
     at::parallel_for(0, s.pixels_out(), grain, [&](int64_t begin, int64_t end) {
-      const ScratchBuffers<scalar_t> scratch(s.group * s.points);
+      const ScratchBuffers<scalar_t> scratch(s.group * s.points, /*for_backward=*/false);
       DCNV3_CALL_CPU_KERNEL(forward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
                             msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
                             scratch.get(), begin, end);
@@ -201,7 +206,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
     AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_backward_cpu", [&] {
       const int64_t runs = (s.group + groups_per_task - 1) / groups_per_task;
       at::parallel_for(0, s.batch * runs * blocks, 1, [&](int64_t begin, int64_t end) {
-        const ScratchBuffers<scalar_t> scratch(s.group * s.points);
+        const ScratchBuffers<scalar_t> scratch(s.group * s.points, /*for_backward=*/true);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
                               msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(),
                               scratch.get(), groups_per_task, kBackwardChannelBlock,

@@ -40,10 +40,10 @@ constexpr int64_t kPointPadding = 64 / sizeof(T);
 // clamped floor) and b = a + 1, and their derivatives along the axis.
 template <typename T>
 struct ResolvedAxis {
-  T* weight_a;
-  T* weight_b;
-  T* slope_a;
-  T* slope_b;
+  T* weight_a = nullptr;
+  T* weight_b = nullptr;
+  T* slope_a = nullptr;
+  T* slope_b = nullptr;
 };
 
 // The resolved sampling points of one pixel (all its G * P points, or those
@@ -55,8 +55,9 @@ template <typename T>
 struct ResolvedPoints {
   int32_t* offset;  // element offset of neighbour 0 (its group's first channel)
   T* weight;        // at 4 q + k: bilinear weight of neighbour k times the mask (0 outside)
-  ResolvedAxis<T> x, y;  // backward: the taps' weights and slopes along x and y
-  T* mask;               // backward: the mask, 0 for a point outside the image
+  // Backward only (null in the forward's scratch):
+  ResolvedAxis<T> x, y;  // the taps' weights and slopes along x and y
+  T* mask = nullptr;     // the mask, 0 for a point outside the image
 };
 
 // Element steps from neighbour 0 (top left) of a resolved point to
@@ -73,7 +74,7 @@ struct PointScratch {
   T* tap_y;
   int32_t* group_start;         // g * group_channels for point q
   ResolvedPoints<T> resolved[2];  // the current pixel's and the next one's
-  T* dots;                      // backward: <grad_output, neighbour k> of point q at 4 q + k
+  T* dots = nullptr;            // backward: <grad_output, neighbour k> of point q at 4 q + k
 };
 
 }  // namespace cpu
