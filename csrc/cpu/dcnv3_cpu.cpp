@@ -90,10 +90,11 @@ template <typename T>
 class ScratchBuffers {
  public:
   ScratchBuffers(int64_t points, bool for_backward)
-      // Arrays of T: taps (2), dots (4); per resolved buffer (2): weights (4),
-      // the x and y taps (8) and the mask (1).
+      // Arrays of T: taps (2) and per resolved buffer (2) the weights (4);
+      // for the backward also dots (4) and per buffer the x and y taps (8)
+      // and the mask (1).
       : stride_(padded(points)),
-        values_((for_backward ? 6 + 2 * 13 : 2 + 2 * 4) * stride_),
+        values_((2 + 2 * 4 + (for_backward ? 4 + 2 * 9 : 0)) * stride_),
         indices_(3 * stride_) {
     T* v = values_.data();
     const auto take = [&](int64_t arrays) {
