@@ -5,5 +5,6 @@ _base_ = [
     'mmyolo::yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py',
     './_base_/yolov8_dcnv3_backbone.py',
 ]
+custom_imports = dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
 
 model = dict(backbone=_base_.dcnv3_backbone)

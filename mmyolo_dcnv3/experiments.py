@@ -28,14 +28,15 @@ TOOLS = osp.join(ROOT, 'tools')
 COCO_KEYS = ['bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l']
 
 
-def add_toy_run_arguments(parser, latency_images: int = 20) -> None:
-    """The options the demo and the ablation share: the toy dataset, the schedule, the latency sample
+def add_toy_run_arguments(parser, latency_images: int = 20, default_data: Optional[str] = None) -> None:
+    """The options the demo and the ablation share: the generated dataset, the schedule, the latency sample
     (``latency_images`` by default). Call :func:`check_toy_run_arguments` after parsing."""
-    parser.add_argument('--data', default=osp.join(ROOT, 'data', 'toy_coco'),
-                        help='toy dataset folder; made when missing (default data/toy_coco)')
-    parser.add_argument('--train-images', type=int, default=None, help='make_toy_coco.py --train-images')
-    parser.add_argument('--val-images', type=int, default=None, help='make_toy_coco.py --val-images')
-    parser.add_argument('--image-size', type=int, default=None, help='make_toy_coco.py --image-size')
+    parser.add_argument('--data', default=default_data,
+                        help='dataset folder; a generated dataset is made there when missing' +
+                        (f' (default {default_data})' if default_data else " (default: the dataset's data_root)"))
+    parser.add_argument('--train-images', type=int, default=None, help='training images a generator makes')
+    parser.add_argument('--val-images', type=int, default=None, help='validation images a generator makes')
+    parser.add_argument('--image-size', type=int, default=None, help='image side a generator makes, in pixels')
     parser.add_argument('--epochs', type=int, default=None, help="override the configs' max_epochs (36)")
     parser.add_argument('--latency-images', type=int, default=latency_images,
                         help=f'val images timed for CPU latency (default {latency_images})')
@@ -127,6 +128,14 @@ def run_parallel(commands: Dict[str, List[str]], slots: Optional[int] = None,
     return seconds
 
 
+def schedule_overrides(epochs: Optional[int] = None) -> dict:
+    """Config overrides that shorten a demo recipe (configs/demo/) to ``epochs``, validating every epoch."""
+    if epochs is None:
+        return {}
+    return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': 1,
+            'default_hooks.param_scheduler.max_epochs': epochs, 'default_hooks.checkpoint.interval': 1}
+
+
 def toy_data_options(data_root: str, epochs: Optional[int] = None, seed: Optional[int] = None) -> List[str]:
     """``--cfg-options`` that point a toy config (configs/demo/) at ``data_root``,
     and optionally shorten its schedule to ``epochs`` or set its random seed."""
@@ -135,18 +144,17 @@ def toy_data_options(data_root: str, epochs: Optional[int] = None, seed: Optiona
     options = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
                f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={ann}',
                f'test_evaluator.ann_file={ann}']
-    if epochs is not None:
-        options += [f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
-                    f'default_hooks.param_scheduler.max_epochs={epochs}', 'default_hooks.checkpoint.interval=1']
+    options += [f'{key}={value}' for key, value in schedule_overrides(epochs).items()]
     if seed is not None:
         options.append(f'randomness.seed={seed}')
     return options
 
 
-def make_toy_dataset(out: str, train_images: Optional[int] = None, val_images: Optional[int] = None,
-                     image_size: Optional[int] = None) -> None:
-    """tools/make_toy_coco.py into ``out`` (which skips a dataset already there)."""
-    command = [sys.executable, osp.join(TOOLS, 'make_toy_coco.py'), '--out', out]
+def make_dataset(generator: str, out: str, train_images: Optional[int] = None, val_images: Optional[int] = None,
+                 image_size: Optional[int] = None) -> None:
+    """Runs a dataset generator of tools/ (make_toy_coco.py, make_warped_digits_coco.py) into ``out``;
+    it skips a dataset already there."""
+    command = [sys.executable, osp.join(TOOLS, generator), '--out', out]
     for option, value in (('--train-images', train_images), ('--val-images', val_images),
                           ('--image-size', image_size)):
         if value is not None:

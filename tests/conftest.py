@@ -1,5 +1,6 @@
 """Shared fixtures: the toy COCO dataset and a subprocess runner for the command lines."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -52,3 +53,18 @@ def save_initialised_checkpoint(config: str, out_path: str, classes=None, cls_bi
     meta = dict(dataset_meta=dict(classes=tuple(classes))) if classes else {}
     torch.save(dict(meta=meta, state_dict=model.state_dict()), out_path)
     return out_path
+
+
+def user_dataset(toy_coco, tmp_path, classes=TOY_CLASSES, **overrides):
+    """The toy set copied into another layout (images/train2017, ...) and a dataset config for it."""
+    root = tmp_path / 'my_data'
+    for split, folder in (('train', 'train2017'), ('val', 'val2017')):
+        shutil.copytree(os.path.join(toy_coco, split), root / 'images' / folder)
+        os.makedirs(root / 'labels', exist_ok=True)
+        shutil.copy(os.path.join(toy_coco, 'annotations', f'instances_{split}.json'), root / 'labels' / f'{split}.json')
+    keys = dict(data_root=str(root) + '/', class_name=tuple(classes), train_ann_file='labels/train.json',
+                train_data_prefix='images/train2017/', val_ann_file='labels/val.json',
+                val_data_prefix='images/val2017/', **overrides)
+    config = tmp_path / 'my_dataset.py'
+    config.write_text(''.join(f'{key} = {value!r}\n' for key, value in keys.items()))
+    return str(config)

@@ -1,28 +1,38 @@
-"""Where DCNv3 pays off in YOLOv8-n: each placement against plain YOLOv8-n, several seeds each.
+"""Where DCNv3 pays off in YOLOv8-n: each placement against plain YOLOv8-n, several seeds each, on any COCO dataset.
 
-Trains every variant (configs/demo/, the demo's recipe on its toy dataset)
-once per seed, two trainings at a time on one core each (like tools/demo.py),
-then measures parameters, FLOPs and CPU latency (end to end, interleaved over
-the val images; run it on an otherwise idle machine) and writes to OUT:
+Trains every variant (the configs of configs/demo/: the demo's recipe) on the
+chosen dataset once per seed, a few trainings at a time on an equal share of
+the CPU cores each, then measures parameters, FLOPs and CPU latency (end to
+end, interleaved over val images; run it on an otherwise idle machine) and
+writes to OUT:
 
     results.md     the table: bbox mAP mean and spread over seeds, each seed,
                    mAP50/75, parameters, FLOPs, latency, training time, and the decision
     results.json   the same numbers, per run
     ablation_map.png   bbox mAP per variant, each seed a point
-    runs/*.json, work_dirs/, logs/   per training
+    dataset.json, configs/*.py, runs/*.json, work_dirs/, logs/   the dataset, each variant's config, per training
+
+Datasets (--dataset): toy-shapes (default: the demo's rigid shapes under mild
+warps), warped-digits (real handwritten digits under strong deformation on
+real photographs), both made in --data when missing, or a dataset config of
+your own (see configs/_base_/datasets/ for the format: data root, class
+names, annotation files and image folders per split, image size). The
+dataset's paths and classes are checked against its annotation files before
+anything trains.
 
 Resumable: a finished training (OUT/runs/VARIANT_seedN.json) is not run again,
 and an interrupted one resumes from its last checkpoint. Run it again with the
-same OUT to continue.
+same arguments to continue.
 
-    python tools/ablate_dcnv3_placement.py [--out outputs/ablation] [--seeds 0 1 2] [--variants ...]
+    python tools/ablate_dcnv3_placement.py [--dataset toy-shapes|warped-digits|MY_DATASET.py]
+        [--out outputs/ablation/DATASET] [--seeds 0 1 2] [--variants ...] [--epochs N] [--jobs 2]
 
 The decision rule: a DCNv3 placement should be the default when its mean bbox
 mAP beats plain YOLOv8-n's by more than the seed spread (the larger of the two
 sample standard deviations) at no more than 10% extra CPU latency.
 """
 import argparse
-import glob
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -30,9 +40,9 @@ import statistics
 import sys
 import time
 
-from mmyolo_dcnv3.experiments import (ROOT, add_toy_run_arguments, best_checkpoint, best_val_metrics,
-                                      check_toy_run_arguments, detector_complexity, latency_ms, make_toy_dataset,
-                                      run_parallel, toy_data_options, training_seconds)
+from mmyolo_dcnv3.experiments import (ROOT, TOOLS, add_toy_run_arguments, best_checkpoint, best_val_metrics,
+                                      check_toy_run_arguments, detector_complexity, latency_ms, make_dataset,
+                                      run_parallel, schedule_overrides, training_seconds)
 
 DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
 VARIANTS = {  # name -> (config, what it is)
@@ -41,14 +51,23 @@ VARIANTS = {  # name -> (config, what it is)
     'downsample': ('yolov8_n_dcnv3-downsample_toy.py', 'DCNv3ConvModule as the stride-2 conv of P4, P5'),
     'c2f+downsample': ('yolov8_n_dcnv3-c2f-downsample_toy.py', 'both placements in P4, P5'),
 }
+# Built-in datasets: name -> (dataset config, generator made when the data is missing).
+DATASETS = {
+    'toy-shapes': ('toy_shapes.py', 'make_toy_coco.py'),
+    'warped-digits': ('warped_digits.py', 'make_warped_digits_coco.py'),
+}
+DATASET_CONFIGS = osp.join(ROOT, 'configs', '_base_', 'datasets')
 MAX_LATENCY_RATIO = 1.10
 
 
 def parse_args(argv=None):
+    from mmyolo_dcnv3.datasets.dataset_spec import DatasetSpecError, load_dataset_spec
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'ablation'),
-                        help='folder for runs, logs and results (default outputs/ablation)')
-    add_toy_run_arguments(parser, latency_images=100)  # the whole val set: 4 models, seconds each
+    parser.add_argument('--dataset', default='toy-shapes', metavar='NAME_OR_CONFIG',
+                        help=f'{" or ".join(DATASETS)} (made when missing), or a dataset config file '
+                        '(default toy-shapes)')
+    parser.add_argument('--out', help='folder for runs, logs and results (default outputs/ablation/DATASET)')
+    add_toy_run_arguments(parser, latency_images=100)  # 4 models, seconds each
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), metavar='VARIANT',
                         help=f'which to train (default all: {" ".join(VARIANTS)})')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='random seeds (default 0 1 2)')
@@ -64,14 +83,51 @@ def parse_args(argv=None):
         parser.error(f'--seeds must be non-negative ints, got {args.seeds}')
     if args.jobs < 1:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    args.generator = None
+    if args.dataset in DATASETS:
+        config_name, args.generator = DATASETS[args.dataset]
+        dataset_config = osp.join(DATASET_CONFIGS, config_name)
+    elif args.dataset.endswith('.py'):
+        dataset_config = args.dataset
+        given = [f'--{name.replace("_", "-")}' for name in ('train_images', 'val_images', 'image_size')
+                 if getattr(args, name) is not None]
+        if given:
+            parser.error(f'{", ".join(given)} only apply to the built-in datasets ({", ".join(DATASETS)}), '
+                         f'which are generated; your dataset config {args.dataset} names its own files')
+    else:
+        parser.error(f'--dataset: {args.dataset!r} is neither a built-in dataset ({", ".join(DATASETS)}) '
+                     'nor a dataset config file (.py)')
+    try:
+        args.spec = load_dataset_spec(dataset_config, data_root=args.data)
+    except DatasetSpecError as error:
+        parser.error(f'--dataset: {error}')
+    if args.dataset in DATASETS:
+        args.spec = dataclasses.replace(args.spec, name=args.dataset)
+    args.out = args.out or osp.join('outputs', 'ablation', args.spec.name)
     return args
 
 
-def config_of(variant):
+def recipe_of(variant):
     return osp.join(DEMO_CONFIGS, VARIANTS[variant][0])
 
 
-def train_all(args, runs_dir, work_dirs):
+def write_configs(args, configs_dir):
+    """Each variant's recipe pointed at the dataset (and the schedule overrides), as OUT/configs/VARIANT.py."""
+    from mmengine.config import Config
+
+    from mmyolo_dcnv3.datasets.dataset_spec import apply_dataset
+    os.makedirs(configs_dir, exist_ok=True)
+    paths = {}
+    for variant in args.variants:
+        cfg = Config.fromfile(recipe_of(variant))
+        apply_dataset(cfg, args.spec)
+        cfg.merge_from_dict(schedule_overrides(args.epochs))
+        paths[variant] = osp.join(configs_dir, variant.replace('+', '-') + '.py')
+        cfg.dump(paths[variant])
+    return paths
+
+
+def train_all(args, configs, runs_dir, work_dirs):
     """Trains every (variant, seed) without a result file yet; writes one as each finishes."""
     todo, done = {}, 0
     for seed in args.seeds:
@@ -80,9 +136,8 @@ def train_all(args, runs_dir, work_dirs):
             if osp.isfile(osp.join(runs_dir, name + '.json')):
                 done += 1
                 continue
-            command = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config_of(variant),
-                       '--work-dir', work_dirs[name], '--cfg-options',
-                       *toy_data_options(args.data, args.epochs, seed)]
+            command = [sys.executable, osp.join(TOOLS, 'train.py'), configs[variant],
+                       '--work-dir', work_dirs[name], '--cfg-options', f'randomness.seed={seed}']
             if osp.isfile(osp.join(work_dirs[name], 'last_checkpoint')):
                 command.append('--resume')  # after --cfg-options' values: argparse ends that list here
             todo[name] = (variant, seed, command)
@@ -93,8 +148,8 @@ def train_all(args, runs_dir, work_dirs):
     def record(name, seconds):
         variant, seed, _ = todo[name]
         work_dir = work_dirs[name]
-        run = dict(variant=variant, seed=seed, config=config_of(variant), work_dir=work_dir,
-                   checkpoint=best_checkpoint(work_dir), metrics=best_val_metrics(work_dir),
+        run = dict(variant=variant, seed=seed, recipe=recipe_of(variant), config=configs[variant],
+                   work_dir=work_dir, checkpoint=best_checkpoint(work_dir), metrics=best_val_metrics(work_dir),
                    train_minutes=training_seconds(work_dir) / 60)
         with open(osp.join(runs_dir, name + '.json'), 'w') as f:
             json.dump(run, f, indent=2)
@@ -112,30 +167,37 @@ def train_all(args, runs_dir, work_dirs):
     print(f'training done in {(time.perf_counter() - started) / 60:.1f} min', flush=True)
 
 
-def summarise(args, runs):
+def val_images(spec, count):
+    """The first ``count`` images of the val annotation file."""
+    with open(spec.path(spec.val_ann_file)) as f:
+        images = json.load(f)['images']
+    return [osp.join(spec.path(spec.val_data_prefix), image['file_name']) for image in images[:count]]
+
+
+def summarise(args, configs, runs):
     """Per variant: mAP statistics over seeds, model size and cost, CPU latency."""
     from mmengine.config import Config
 
     from mmyolo_dcnv3.inference import load_detector, predict
-    image_size = Config.fromfile(config_of('plain')).img_scale[0]
-    val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))[:args.latency_images]
+    image_size = Config.fromfile(configs[args.variants[0]]).img_scale[0]
+    images = val_images(args.spec, args.latency_images)
     summary, predictors = {}, {}
     for variant in args.variants:
         mine = sorted((r for r in runs if r['variant'] == variant), key=lambda r: r['seed'])
         maps = [r['metrics']['bbox_mAP'] for r in mine]
-        params, flops = detector_complexity(config_of(variant), image_size)
+        params, flops = detector_complexity(configs[variant], image_size)
         summary[variant] = dict(
-            config=osp.relpath(config_of(variant), ROOT), description=VARIANTS[variant][1],
+            config=osp.relpath(recipe_of(variant), ROOT), description=VARIANTS[variant][1],
             seeds=[r['seed'] for r in mine], bbox_mAP_per_seed=maps, bbox_mAP=statistics.mean(maps),
             bbox_mAP_std=statistics.stdev(maps) if len(maps) > 1 else 0.0,
             bbox_mAP_50=statistics.mean(r['metrics']['bbox_mAP_50'] for r in mine),
             bbox_mAP_75=statistics.mean(r['metrics']['bbox_mAP_75'] for r in mine),
             params_m=params / 1e6, gflops=flops / 1e9,
             train_minutes=statistics.mean(r['train_minutes'] for r in mine))
-        detector = load_detector(mine[0]['config'], mine[0]['checkpoint'])
+        detector = load_detector(configs[variant], mine[0]['checkpoint'])
         predictors[variant] = lambda image, detector=detector: predict(*detector, image)
-    print(f'timing {len(predictors)} detectors, interleaved, on {len(val_images)} val images', flush=True)
-    for variant, ms in latency_ms(predictors, val_images).items():
+    print(f'timing {len(predictors)} detectors, interleaved, on {len(images)} val images', flush=True)
+    for variant, ms in latency_ms(predictors, images).items():
         summary[variant]['latency_ms'] = ms
     return summary, image_size
 
@@ -181,7 +243,7 @@ def table(summary, image_size):
     return '\n'.join(lines)
 
 
-def plot(summary, path):
+def plot(summary, dataset_name, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -196,7 +258,7 @@ def plot(summary, path):
         ax.annotate(f'{s["bbox_mAP"]:.3f}', (x + 0.2, s['bbox_mAP']), va='center', fontsize=8)
     ax.set_xticks(range(len(summary)), list(summary))
     ax.set_xlim(-0.5, len(summary) - 0.5)
-    ax.set(ylabel='val bbox mAP@[.5:.95]', title='YOLOv8-n on the toy dataset: where DCNv3 goes')
+    ax.set(ylabel='val bbox mAP@[.5:.95]', title=f'YOLOv8-n on {dataset_name}: where DCNv3 goes')
     ax.grid(axis='y', alpha=0.3)
     ax.legend(loc='lower right', fontsize=8)
     fig.tight_layout()
@@ -204,30 +266,59 @@ def plot(summary, path):
     plt.close(fig)
 
 
+def prepare_dataset(args):
+    """Makes a built-in dataset when missing, checks the dataset, and ties OUT to it (refusing another's runs)."""
+    from mmyolo_dcnv3.datasets.dataset_spec import DatasetSpecError, check_dataset
+    spec = args.spec
+    if args.generator:
+        print(f'==> {spec.name} dataset in {spec.data_root}', flush=True)
+        make_dataset(args.generator, spec.data_root, args.train_images, args.val_images, args.image_size)
+    try:
+        check_dataset(spec)
+    except DatasetSpecError as error:
+        print(f'ablate_dcnv3_placement.py: error: {error}', file=sys.stderr)
+        return False
+    record = osp.join(args.out, 'dataset.json')
+    if osp.isfile(record):
+        with open(record) as f:
+            previous = json.load(f)
+        if previous != json.loads(json.dumps(spec.to_dict())):
+            print(f'ablate_dcnv3_placement.py: error: {args.out} holds runs on another dataset ({previous}); '
+                  'choose another --out', file=sys.stderr)
+            return False
+    os.makedirs(args.out, exist_ok=True)
+    with open(record, 'w') as f:
+        json.dump(spec.to_dict(), f, indent=2)
+    return True
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if not prepare_dataset(args):
+        return 2
     runs_dir = osp.join(args.out, 'runs')
     os.makedirs(runs_dir, exist_ok=True)
-    print(f'==> toy COCO dataset in {args.data}', flush=True)
-    make_toy_dataset(args.data, args.train_images, args.val_images, args.image_size)
+    configs = write_configs(args, osp.join(args.out, 'configs'))
     work_dirs = {f'{v}_seed{s}': osp.join(args.out, 'work_dirs', f'{v}_seed{s}')
                  for v in args.variants for s in args.seeds}
-    print(f'==> training {", ".join(args.variants)} with seeds {" ".join(map(str, args.seeds))}', flush=True)
-    train_all(args, runs_dir, work_dirs)
+    print(f'==> training {", ".join(args.variants)} with seeds {" ".join(map(str, args.seeds))} '
+          f'on {args.spec.name}', flush=True)
+    train_all(args, configs, runs_dir, work_dirs)
     runs = []
     for name in work_dirs:
         with open(osp.join(runs_dir, name + '.json')) as f:
             runs.append(json.load(f))
     print('==> parameters, FLOPs and CPU latency', flush=True)
-    summary, image_size = summarise(args, runs)
+    summary, image_size = summarise(args, configs, runs)
     winner, reasons, decision = decide(summary)
     text = table(summary, image_size) + '\n\n' + '\n'.join(f'- {r}' for r in reasons) + f'\n\nDecision: {decision}.\n'
-    print('==> results (val set of the toy dataset)\n' + text, flush=True)
+    print(f'==> results (val set of {args.spec.name})\n' + text, flush=True)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(text)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(variants=summary, runs=runs, winner=winner, decision=decision), f, indent=2)
-    plot(summary, osp.join(args.out, 'ablation_map.png'))
+        json.dump(dict(dataset=args.spec.to_dict(), variants=summary, runs=runs, winner=winner,
+                       decision=decision), f, indent=2)
+    plot(summary, args.spec.name, osp.join(args.out, 'ablation_map.png'))
     print(f'table: {osp.join(args.out, "results.md")} (and results.json); plot: '
           f'{osp.join(args.out, "ablation_map.png")}', flush=True)
     return 0

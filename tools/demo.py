@@ -29,7 +29,7 @@ import sys
 import time
 
 from mmyolo_dcnv3.experiments import (COCO_KEYS, ROOT, TOOLS, add_toy_run_arguments, best_checkpoint,
-                                      check_toy_run_arguments, detector_complexity, latency_ms, make_toy_dataset,
+                                      check_toy_run_arguments, detector_complexity, latency_ms, make_dataset,
                                       run_parallel, scalar_logs, toy_data_options)
 
 MODELS = {  # label -> config
@@ -42,7 +42,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'demo'),
                         help='folder for work dirs, pictures and results (default outputs/demo)')
-    add_toy_run_arguments(parser)
+    add_toy_run_arguments(parser, default_data=osp.join(ROOT, 'data', 'toy_coco'))
     parser.add_argument('--seed', type=int, default=None,
                         help="override the configs' random seed (randomness.seed, 0) to see the run-to-run spread")
     args = parser.parse_args(argv)
@@ -158,7 +158,7 @@ def main(argv=None):
     os.makedirs(pictures, exist_ok=True)
 
     phase(f'1/7 toy COCO dataset in {args.data}')
-    make_toy_dataset(args.data, args.train_images, args.val_images, args.image_size)
+    make_dataset('make_toy_coco.py', args.data, args.train_images, args.val_images, args.image_size)
     val_annotations = osp.join(args.data, 'annotations', 'instances_val.json')
     results = dict(val_annotations=val_annotations, models={})
 

@@ -103,6 +103,8 @@ fi
 pip_install mmengine mmdet mmyolo openmim albumentations pycocotools pytest hypothesis
 # ONNX export and runtimes (mmyolo_dcnv3.deploy and its tools).
 pip_install -r "$ROOT/requirements/deploy.txt"
+# Data files only (the warped-digits benchmark); see the file for why --no-deps.
+pip_install --no-deps -r "$ROOT/requirements/datasets.txt"
 if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
   # nvcc may be a wrapper script on PATH; the toolkit is where its headers are.
   for candidate in "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." /usr/local/cuda; do

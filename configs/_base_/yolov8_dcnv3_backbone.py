@@ -1,5 +1,6 @@
-# The DCNv3 switch shared by the YOLOv8-DCNv3 configs: import the package and
-# the backbone that replaces YOLOv8CSPDarknet (merged into `model.backbone`).
+# The DCNv3 switch shared by the YOLOv8-DCNv3 configs: the backbone that
+# replaces YOLOv8CSPDarknet (merged into `model.backbone`; the configs that use
+# it import this package with `custom_imports`).
 #
 # Two placements, one boolean per stage (strides 4, 8, 16, 32) each:
 # - `dcn_stages`: DCNv3 replaces the second 3x3 conv of every C2f bottleneck;
@@ -11,8 +12,6 @@
 # placements on the demo's dataset (tools/ablate_dcnv3_placement.py, README
 # "Where DCNv3 goes") is what this default rests on. `dcnv3_cfg` goes to every
 # DCNv3 layer (group=4 divides every DCNv3 stage's width for all of n/s/m/l/x).
-custom_imports = dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
-
 dcnv3_backbone = dict(
     type='YOLOv8CSPDarknetDCNv3',
     dcn_stages=(False, False, True, True),

@@ -1,34 +1,41 @@
-"""tools/ablate_dcnv3_placement.py, shortened (1 epoch, 1 seed, 2 variants): table and plot, resumable."""
+"""tools/ablate_dcnv3_placement.py: shortened on a user's dataset (1 epoch, 1 seed, 2 variants), its checks, resuming."""
 import json
 import os
 import sys
 
 import cv2
 import pytest
+from mmengine.config import Config
 
-from tests.conftest import ROOT, run_command
+from tests.conftest import ROOT, run_command, user_dataset
 
 TOOL = os.path.join(ROOT, 'tools', 'ablate_dcnv3_placement.py')
 
 
-def test_shortened_ablation_writes_table_plot_and_skips_finished_runs_when_rerun(toy_coco, tmp_path):
+def test_shortened_ablation_on_a_user_dataset_writes_table_plot_and_skips_finished_runs(toy_coco, tmp_path):
+    dataset = user_dataset(toy_coco, tmp_path, img_scale=(128, 128))
     out = tmp_path / 'ablation'
-    command = [sys.executable, TOOL, '--out', str(out), '--data', toy_coco, '--epochs', '1', '--seeds', '0',
+    command = [sys.executable, TOOL, '--dataset', dataset, '--out', str(out), '--epochs', '1', '--seeds', '0',
                '--variants', 'plain', 'downsample', '--latency-images', '2']
     first = run_command(command)
-    assert '[2/2]' in first.stdout and 'bbox mAP' in first.stdout
+    assert '[2/2]' in first.stdout and 'bbox mAP' in first.stdout and 'on my_dataset' in first.stdout
     table = (out / 'results.md').read_text()
     assert sum(line.startswith('| ') for line in table.splitlines()) == 3  # header and two variants
-    assert '| plain | `configs/demo/yolov8_n_toy.py` |' in table
+    assert '| plain | `configs/demo/yolov8_n_toy.py` |' in table and 'GFLOPs at 128 px' in table
     assert '| downsample | `configs/demo/yolov8_n_dcnv3-downsample_toy.py` |' in table
     assert 'Decision: no decision: one seed gives no spread' in table
     results = json.loads((out / 'results.json').read_text())
+    assert results['dataset']['name'] == 'my_dataset' and results['dataset']['img_scale'] == [128, 128]
     for variant in ('plain', 'downsample'):
         summary = results['variants'][variant]
         assert summary['seeds'] == [0] and 0 <= summary['bbox_mAP'] <= 1 and summary['latency_ms'] > 0
-        assert summary['params_m'] > 1 and summary['gflops'] > 0.1 and summary['train_minutes'] > 0
+        assert summary['params_m'] > 1 and summary['gflops'] > 0.01 and summary['train_minutes'] > 0
     # The DCNv3 downsampling convs are extra FLOPs; the model is otherwise plain YOLOv8-n.
     assert results['variants']['downsample']['gflops'] > results['variants']['plain']['gflops']
+    # Each variant trained on the user's data, at its size.
+    trained = Config.fromfile(str(out / 'configs' / 'plain.py'))
+    assert trained.train_dataloader.dataset.ann_file == 'labels/train.json' and trained.img_scale == (128, 128)
+    assert trained.val_dataloader.dataset.data_prefix.img == 'images/val2017/'
     plot = cv2.imread(str(out / 'ablation_map.png'))
     assert plot is not None and plot.shape[0] > 200 and plot.std() > 5
 
@@ -36,15 +43,43 @@ def test_shortened_ablation_writes_table_plot_and_skips_finished_runs_when_rerun
     assert '2 trainings: 2 already done, 0 to run' in again.stdout
 
 
+def test_a_dataset_that_does_not_match_its_files_is_refused_before_training(toy_coco, tmp_path):
+    dataset = user_dataset(toy_coco, tmp_path, classes=('ellipse', 'triangle'))
+    os.remove(tmp_path / 'my_data' / 'labels' / 'val.json')
+    out = tmp_path / 'ablation'
+    result = run_command([sys.executable, TOOL, '--dataset', dataset, '--out', str(out)], check=False)
+    assert result.returncode == 2
+    assert "class_name ['ellipse', 'triangle'] does not match the categories" in result.stderr
+    assert 'val_ann_file: annotation file' in result.stderr
+    assert not (out / 'configs').exists() and not (out / 'work_dirs').exists()
+
+
+def test_runs_of_another_dataset_in_the_same_out_are_refused(toy_coco, tmp_path):
+    out = tmp_path / 'ablation'
+    out.mkdir()
+    (out / 'dataset.json').write_text(json.dumps(dict(name='toy-shapes')))
+    result = run_command([sys.executable, TOOL, '--dataset', user_dataset(toy_coco, tmp_path), '--out', str(out)],
+                         check=False)
+    assert result.returncode == 2 and 'holds runs on another dataset' in result.stderr
+
+
 @pytest.mark.parametrize('arguments, message', [
     (['--variants', 'plain', 'dcn'], '--variants: unknown dcn'),
     (['--seeds', '0', '0'], 'must not repeat'),
     (['--seeds', '-1'], '--seeds must be non-negative'),
     (['--jobs', '0'], '--jobs must be at least 1, got 0'),
+    (['--dataset', 'coco'], "--dataset: 'coco' is neither a built-in dataset"),
+    (['--dataset', 'missing.py'], "dataset config 'missing.py' does not exist"),
 ])
 def test_bad_arguments_are_refused_by_name(arguments, message, tmp_path):
     result = run_command([sys.executable, TOOL, '--out', str(tmp_path), *arguments], check=False)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_generator_options_with_a_dataset_config_are_refused(toy_coco, tmp_path):
+    result = run_command([sys.executable, TOOL, '--dataset', user_dataset(toy_coco, tmp_path), '--train-images', '5'],
+                         check=False)
+    assert result.returncode == 2 and '--train-images only apply to the built-in datasets' in result.stderr
 
 
 def test_rerun_skips_finished_trainings_and_resumes_interrupted_ones(tmp_path, monkeypatch):
@@ -59,8 +94,9 @@ def test_rerun_skips_finished_trainings_and_resumes_interrupted_ones(tmp_path, m
     (tmp_path / 'work_dirs' / 'c2f_seed1' / 'last_checkpoint').write_text('epoch_8.pth')  # interrupted
     launched = {}
     monkeypatch.setattr(tool, 'run_parallel', lambda commands, **kwargs: launched.update(commands))
-    tool.train_all(args, str(runs_dir), work_dirs)
+    configs = {'plain': 'configs/plain.py', 'c2f': 'configs/c2f.py'}
+    tool.train_all(args, configs, str(runs_dir), work_dirs)
     assert sorted(launched) == ['c2f_seed0', 'c2f_seed1', 'plain_seed1']
     assert launched['c2f_seed1'][-1] == '--resume' and '--resume' not in launched['plain_seed1']
     assert 'randomness.seed=1' in launched['plain_seed1']
-    assert launched['c2f_seed0'][2].endswith('yolov8_n_dcnv3-c2f_toy.py')
+    assert launched['c2f_seed0'][2] == 'configs/c2f.py'

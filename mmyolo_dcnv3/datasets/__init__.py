@@ -1,0 +1,1 @@
+"""Datasets: the generators of the embedded benchmarks and dataset configs applied to training recipes."""
