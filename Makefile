@@ -20,4 +20,4 @@ test-slow: setup
 
 ## Side-by-side timing of the DCNv3 implementations.
 benchmark: setup
-	$(PY) tools/benchmark_op.py
+	$(PY) tools/analysis_tools/benchmark_op.py

@@ -25,21 +25,25 @@ PREFIX = 'mmyolo_dcnv3::'
 _CONFIG_MODULE = 'mmengine.config.config'
 
 
-def package_configs_dir() -> str:
-    """The folder that ``mmyolo_dcnv3::`` paths are relative to (not imported, only located)."""
+def package_root() -> str:
+    """The folder holding the package's ``configs/`` and ``tools/``: ``mmyolo_dcnv3/.mim`` in an installed
+    package, the repository in a source checkout (the package is located, not imported)."""
     spec = importlib.util.find_spec('mmyolo_dcnv3')
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError('mmyolo_dcnv3::... configs need the mmyolo_dcnv3 package: '
                                   'pip install mmyolo-dcnv3 (or this repository)')
     package_dir = osp.dirname(spec.origin)
-    installed = osp.join(package_dir, '.mim', 'configs')
-    if osp.isdir(installed):
-        return installed
-    checkout = osp.join(osp.dirname(package_dir), 'configs')
-    if osp.isdir(checkout):
-        return checkout
-    raise FileNotFoundError(f'mmyolo_dcnv3 at {package_dir} has no configs: neither {installed} '
-                            f'(an installed package) nor {checkout} (a source checkout) exists')
+    for root in (osp.join(package_dir, '.mim'), osp.dirname(package_dir)):
+        if osp.isdir(osp.join(root, 'configs')):
+            return root
+    raise FileNotFoundError(f'mmyolo_dcnv3 at {package_dir} has no configs: neither {package_dir}/.mim/configs '
+                            f'(an installed package) nor {osp.dirname(package_dir)}/configs (a source checkout) '
+                            'exists')
+
+
+def package_configs_dir() -> str:
+    """The folder that ``mmyolo_dcnv3::`` paths are relative to."""
+    return osp.join(package_root(), 'configs')
 
 
 def resolve(cfg_path: str) -> str:

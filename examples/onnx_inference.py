@@ -4,7 +4,7 @@
     python examples/onnx_inference.py model.onnx images/ --out vis/ --runtime openvino --score-thr 0.4
 
 What a deployment script looks like: no torch, no OpenMMLab. It reads the
-preprocessing and class names that tools/export_onnx.py stored in the file,
+preprocessing and class names that tools/deployment/export_onnx.py stored in the file,
 letterboxes each image as the config's test pipeline does, runs the network,
 applies class-wise NMS in numpy unless the file ends with NonMaxSuppression
 (exported with --nms), maps the boxes back to the image and draws them. It
@@ -42,7 +42,7 @@ class Network:
         except ImportError as error:
             raise SystemExit(f'{runtime} is not installed ({error}): pip install {runtime}')
         if 'mmyolo_dcnv3' not in metadata:
-            raise SystemExit(f'{path} has no mmyolo_dcnv3 metadata: export it with tools/export_onnx.py')
+            raise SystemExit(f'{path} has no mmyolo_dcnv3 metadata: export it with tools/deployment/export_onnx.py')
         self.meta = json.loads(metadata['mmyolo_dcnv3'])
         self.runtime = runtime
 
@@ -127,7 +127,7 @@ def draw(image, boxes, scores, labels, classes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('model', help='the .onnx file written by tools/export_onnx.py')
+    parser.add_argument('model', help='the .onnx file written by tools/deployment/export_onnx.py')
     parser.add_argument('images', help='an image, or a folder of images')
     parser.add_argument('--out', required=True, help='folder for the pictures with boxes')
     parser.add_argument('--runtime', choices=('onnxruntime', 'openvino'), default='onnxruntime')

@@ -3,7 +3,7 @@
 Importing the package loads the DCNv3 kernels (:mod:`mmyolo_dcnv3.ops`) and,
 where mmengine is installed, registers the modules in the OpenMMLab registries
 (so ``custom_imports=dict(imports=['mmyolo_dcnv3'])`` in a config works) and
-applies the fixes of :mod:`mmyolo_dcnv3.compat`.
+applies the fixes of :mod:`mmyolo_dcnv3.utils.compat`.
 :mod:`mmyolo_dcnv3.ops` alone needs nothing but torch.
 """
 import importlib.util
@@ -21,7 +21,8 @@ from .version import __version__
 mmyolo_dcnv3_config_scope.install()
 
 if importlib.util.find_spec('mmengine') is not None:
-    from . import compat, hooks, models  # noqa: F401  (hooks, models: register the modules)
+    from . import engine, models  # noqa: F401  (register the hooks and modules)
+    from .utils import compat
     compat.apply()
 
 __all__ = ['ops', '__version__']

@@ -22,10 +22,10 @@ def run_command(args, env=None, check=True, timeout=900, cwd=None):
 
 @pytest.fixture(scope='session')
 def toy_coco(tmp_path_factory):
-    """8 training and 4 validation images of 128 px (tools/make_toy_coco.py); the root ends with '/'."""
+    """8 training and 4 validation images of 128 px (tools/dataset_makers/make_toy_coco.py); the root ends with '/'."""
     root = tmp_path_factory.mktemp('toy_coco_shared')
-    run_command([sys.executable, os.path.join(ROOT, 'tools', 'make_toy_coco.py'), '--out', str(root),
-                 '--train-images', '8', '--val-images', '4', '--image-size', '128'])
+    run_command([sys.executable, os.path.join(ROOT, 'tools', 'dataset_makers', 'make_toy_coco.py'), '--out', str(root),
+                 '--train-images', '8', '--val-images', '4', '--img-size', '128'])
     return str(root) + '/'
 
 

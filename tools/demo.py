@@ -1,14 +1,14 @@
 """The end-to-end demo: toy data, YOLOv8-n with and without DCNv3, COCO metrics, pictures.
 
 Phases (each announced with a line starting '==>'):
- 1. the toy COCO dataset (tools/make_toy_coco.py; skipped when present);
+ 1. the toy COCO dataset (tools/dataset_makers/make_toy_coco.py; skipped when present);
  2. training of configs/demo/yolov8_n_toy.py and yolov8_n_dcnv3_toy.py
     (tools/train.py; mmengine's logs with ETA, each line prefixed with its model):
     both at once, each on half of the CPU cores, since two small models
     train faster side by side than one after the other on all cores;
  3. COCO evaluation of each best checkpoint (tools/test.py);
- 4. ONNX export of both (tools/export_onnx.py: DCNv3 as GridSample, opset 18)
-    and COCO evaluation of the files in ONNX Runtime (tools/test_onnx.py);
+ 4. ONNX export of both (tools/deployment/export_onnx.py: DCNv3 as GridSample, opset 18)
+    and COCO evaluation of the files in ONNX Runtime (tools/deployment/test_onnx.py);
  5. parameters, FLOPs and CPU latency of both models, in PyTorch and ONNX Runtime;
  6. pictures: detections side by side, DCNv3 sampling points, training curves;
  7. the comparison table (also written to OUT/results.md and results.json).
@@ -16,11 +16,10 @@ Phases (each announced with a line starting '==>'):
     python tools/demo.py [--out outputs/demo] [--data data/toy_coco] [--seed N]
 
 A shortened run (what the test suite runs): --train-images 8 --val-images 4
---image-size 128 --epochs 1.
+--img-size 128 --epochs 1.
 """
 import argparse
 import functools
-import glob
 import json
 import os
 import os.path as osp
@@ -28,21 +27,21 @@ import subprocess
 import sys
 import time
 
-from mmyolo_dcnv3.experiments import (COCO_KEYS, ROOT, TOOLS, add_toy_run_arguments, best_checkpoint,
-                                      check_toy_run_arguments, detector_complexity, latency_ms, make_dataset,
-                                      run_parallel, scalar_logs, toy_data_options)
+from mmyolo_dcnv3._tooling.trainings import (COCO_KEYS, add_toy_run_arguments, best_checkpoint,
+                                             check_toy_run_arguments, latency_ms, make_dataset, run_parallel,
+                                             scalar_logs, tool, val_images, write_recipe_config)
 
-MODELS = {  # label -> config
-    'YOLOv8-n': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py'),
-    'YOLOv8-n + DCNv3': osp.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py'),
+MODELS = {  # label -> recipe (configs/demo/)
+    'YOLOv8-n': 'yolov8_n_toy.py',
+    'YOLOv8-n + DCNv3': 'yolov8_n_dcnv3_toy.py',
 }
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', default=osp.join(ROOT, 'outputs', 'demo'),
+    parser.add_argument('--out', default=osp.join('outputs', 'demo'),
                         help='folder for work dirs, pictures and results (default outputs/demo)')
-    add_toy_run_arguments(parser, default_data=osp.join(ROOT, 'data', 'toy_coco'))
+    add_toy_run_arguments(parser, default_data='data/toy_coco')
     parser.add_argument('--seed', type=int, default=None,
                         help="override the configs' random seed (randomness.seed, 0) to see the run-to-run spread")
     args = parser.parse_args(argv)
@@ -78,7 +77,7 @@ def draw_detections(results, detectors, images, path):
     import numpy as np
     from pycocotools.coco import COCO
 
-    from mmyolo_dcnv3.inference import predict
+    from mmyolo_dcnv3.apis import predict
     gt = COCO(results['val_annotations'])
     names = {c['id']: c['name'] for c in gt.loadCats(gt.getCatIds())}
     by_file = {img['file_name']: img['id'] for img in gt.loadImgs(gt.getImgIds())}
@@ -158,57 +157,58 @@ def main(argv=None):
     os.makedirs(pictures, exist_ok=True)
 
     phase(f'1/7 toy COCO dataset in {args.data}')
-    make_dataset('make_toy_coco.py', args.data, args.train_images, args.val_images, args.image_size)
-    val_annotations = osp.join(args.data, 'annotations', 'instances_val.json')
-    results = dict(val_annotations=val_annotations, models={})
+    make_dataset('make_toy_coco.py', args.data, args.train_images, args.val_images, args.img_size)
+    from mmyolo_dcnv3.datasets.dataset_spec import load_dataset_spec
+    from mmyolo_dcnv3.utils.config import shipped_config
+    spec = load_dataset_spec(shipped_config('_base_/datasets/toy_shapes.py'), data_root=args.data)
+    results = dict(val_annotations=spec.path(spec.val_ann_file), models={})
 
-    work_dirs = {label: osp.join(args.out, 'work_dirs', osp.splitext(osp.basename(config))[0])
-                 for label, config in MODELS.items()}
-    data_options = toy_data_options(args.data, args.epochs, args.seed)
-    phase('2/7 training ' + ', '.join(f'{label} ({osp.relpath(config, ROOT)}) -> {work_dirs[label]}'
-                                     for label, config in MODELS.items()))
-    seconds = run_parallel({
-        label: [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dirs[label],
-                '--cfg-options', *data_options] for label, config in MODELS.items()})
-    for label, config in MODELS.items():
-        results['models'][label] = dict(config=config, work_dir_train=work_dirs[label],
+    configs = {label: write_recipe_config(shipped_config(f'demo/{recipe}'), spec,
+                                          osp.join(args.out, 'configs', recipe), args.epochs, args.seed)
+               for label, recipe in MODELS.items()}
+    work_dirs = {label: osp.join(args.out, 'work_dirs', osp.splitext(recipe)[0]) for label, recipe in MODELS.items()}
+    phase('2/7 training ' + ', '.join(f'{label} (configs/demo/{MODELS[label]} -> {configs[label]}) -> '
+                                     f'{work_dirs[label]}' for label in MODELS))
+    seconds = run_parallel({label: [sys.executable, tool('train.py'), configs[label], '--work-dir', work_dirs[label]]
+                            for label in MODELS})
+    for label in MODELS:
+        results['models'][label] = dict(config=configs[label], work_dir_train=work_dirs[label],
                                          train_minutes=seconds[label] / 60,
                                          checkpoint=best_checkpoint(work_dirs[label]))
 
     for label, r in results['models'].items():
         phase(f'3/7 COCO evaluation of {label}: {r["checkpoint"]}')
         test_dir = osp.join(args.out, 'work_dirs', 'test_' + osp.splitext(osp.basename(r['config']))[0])
-        run([sys.executable, osp.join(TOOLS, 'test.py'), r['config'], r['checkpoint'], '--work-dir', test_dir,
-             '--json-prefix', osp.join(test_dir, 'detections'), '--cfg-options', *data_options])
+        run([sys.executable, tool('test.py'), r['config'], r['checkpoint'], '--work-dir', test_dir,
+             '--json-prefix', osp.join(test_dir, 'detections')])
         r.update(test_metrics(test_dir))
 
     for label, r in results['models'].items():
         name = osp.splitext(osp.basename(r['config']))[0]
         r['onnx'] = osp.join(args.out, 'onnx', name + '.onnx')
         phase(f'4/7 ONNX export of {label} -> {r["onnx"]} and its COCO evaluation in ONNX Runtime')
-        run([sys.executable, osp.join(TOOLS, 'export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx'],
-             '--cfg-options', *data_options])
+        run([sys.executable, tool('deployment/export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx']])
         metrics_file = osp.join(args.out, 'onnx', name + '_onnxruntime.json')
-        run([sys.executable, osp.join(TOOLS, 'test_onnx.py'), r['config'], r['onnx'], '--json-out', metrics_file,
-             '--cfg-options', *data_options])
+        run([sys.executable, tool('deployment/test_onnx.py'), r['config'], r['onnx'], '--json', metrics_file])
         with open(metrics_file) as f:
             r['onnx_bbox_mAP'] = json.load(f)['metrics']['coco/bbox_mAP']
         print(f'{label}: bbox mAP {r["bbox_mAP"]:.4f} in PyTorch, {r["onnx_bbox_mAP"]:.4f} in ONNX Runtime '
               f'(difference {r["onnx_bbox_mAP"] - r["bbox_mAP"]:+.4f})', flush=True)
 
     phase('5/7 parameters, FLOPs and CPU latency (PyTorch and ONNX Runtime)')
-    from mmengine.config import Config
-    image_size = Config.fromfile(MODELS['YOLOv8-n']).img_scale[0]
-    val_images = sorted(glob.glob(osp.join(args.data, 'val', '*.jpg')))
-    from mmyolo_dcnv3.deploy.detector import OnnxDetector
-    from mmyolo_dcnv3.inference import load_detector, predict
+    from mmyolo_dcnv3.apis import load_detector, predict
+    from mmyolo_dcnv3.deploy.onnx_detector import OnnxDetector
+    from mmyolo_dcnv3.utils.complexity import detector_complexity
+    from mmyolo_dcnv3.utils.config import load_config
+    image_size = load_config(configs['YOLOv8-n']).img_scale[0]
+    images = val_images(spec)
     detectors = {label: load_detector(r['config'], r['checkpoint']) for label, r in results['models'].items()}
     predictors = {label: functools.partial(predict, *detector) for label, detector in detectors.items()}
     for label, r in results['models'].items():
-        predictors[label + ' (ONNX Runtime)'] = OnnxDetector(Config.fromfile(r['config']), r['onnx']).predict
-    latency = latency_ms(predictors, val_images[:args.latency_images])
+        predictors[label + ' (ONNX Runtime)'] = OnnxDetector(load_config(r['config']), r['onnx']).predict
+    latency = latency_ms(predictors, images[:args.latency_images])
     for label, r in results['models'].items():
-        params, flops = detector_complexity(r['config'], image_size)
+        params, flops = detector_complexity(load_config(r['config']), image_size)
         r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label],
                  onnx_latency_ms=latency[label + ' (ONNX Runtime)'])
         print(f'{label}: {params / 1e6:.3f} M parameters, {flops / 1e9:.3f} GFLOPs at {image_size} px, '
@@ -216,10 +216,10 @@ def main(argv=None):
               flush=True)
 
     phase(f'6/7 pictures in {pictures}')
-    draw_detections(results, detectors, val_images[:4], osp.join(pictures, 'detections_side_by_side.png'))
+    draw_detections(results, detectors, images[:4], osp.join(pictures, 'detections_side_by_side.png'))
     dcn = results['models']['YOLOv8-n + DCNv3']
-    for i, image in enumerate(val_images[:2]):
-        run([sys.executable, osp.join(TOOLS, 'vis_dcnv3_sampling.py'), dcn['config'], dcn['checkpoint'], image,
+    for i, image in enumerate(images[:2]):
+        run([sys.executable, tool('analysis_tools/vis_dcnv3_sampling.py'), dcn['config'], dcn['checkpoint'], image,
              '--out', osp.join(pictures, f'dcnv3_sampling_{i}.png')])
     plot_curves(results, osp.join(pictures, 'training_curves.png'))
 

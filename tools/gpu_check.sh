@@ -19,7 +19,7 @@
 #                          CUDA_LAUNCH_BLOCKING=1
 #   5 memcheck      ~40 s  compute-sanitizer --tool memcheck on small forward+backward
 #                          calls (only where compute-sanitizer is installed)
-#   6 benchmark     ~20 s  tools/benchmark_op.py on the GPU, float32 and bfloat16
+#   6 benchmark     ~20 s  tools/analysis_tools/benchmark_op.py on the GPU, float32 and bfloat16
 #   7 CPU op tests  ~40 s  the rest of tests/ops (CPU kernels, host emulation of the CUDA
 #                          thread bodies); skips are allowed here and counted
 # The steps run in order of value, so that a slow build squeezes the least
@@ -228,7 +228,7 @@ fi
 # ---- 6 benchmark --------------------------------------------------------------
 : >"$OUT/benchmark.txt"
 for dtype in float32 bfloat16; do
-  timed "$(step_timeout 60)" "$PYTHON" tools/benchmark_op.py --device cuda --dtype "$dtype" \
+  timed "$(step_timeout 60)" "$PYTHON" tools/analysis_tools/benchmark_op.py --device cuda --dtype "$dtype" \
     --json "$OUT/benchmark_$dtype.json" >>"$OUT/benchmark.txt" 2>&1
   rc=$?
   medians="$(grep -h '^medians' "$OUT/benchmark.txt" | tail -n 1)"

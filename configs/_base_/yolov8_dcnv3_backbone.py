@@ -9,7 +9,7 @@
 #   block of the YOLOv8-DCNv3 write-ups.
 # Default: the C2f placement in the last two stages (P4/P5), where objects are
 # large and feature maps small, so the extra cost stays small. The ablation of
-# placements on the demo's dataset (tools/ablate_dcnv3_placement.py, README
+# placements on the demo's dataset (tools/analysis_tools/ablate_dcnv3_placement.py, README
 # "Where DCNv3 goes") is what this default rests on. `dcnv3_cfg` goes to every
 # DCNv3 layer (group=4 divides every DCNv3 stage's width for all of n/s/m/l/x).
 dcnv3_backbone = dict(

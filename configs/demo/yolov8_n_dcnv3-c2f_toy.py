@@ -1,4 +1,4 @@
-# Placement ablation (tools/ablate_dcnv3_placement.py): DCNv3 in the C2f
+# Placement ablation (tools/analysis_tools/ablate_dcnv3_placement.py): DCNv3 in the C2f
 # bottlenecks of the last two stages (P4, P5), plain downsampling convs.
 _base_ = './yolov8_n_dcnv3_toy.py'
 

@@ -1,4 +1,4 @@
-# Placement ablation (tools/ablate_dcnv3_placement.py): the stride-2
+# Placement ablation (tools/analysis_tools/ablate_dcnv3_placement.py): the stride-2
 # downsampling convs of the last two stages (P4, P5) become DCNv3ConvModules
 # (1x1 conv + BN + SiLU, DCNv3, BN, SiLU); plain C2f layers.
 _base_ = './yolov8_n_dcnv3_toy.py'

@@ -1,4 +1,4 @@
-# Plain YOLOv8-n on the demo's toy shapes dataset (tools/make_toy_coco.py):
+# Plain YOLOv8-n on the demo's toy shapes dataset (tools/dataset_makers/make_toy_coco.py):
 # 5 classes, 192 px images, trained from scratch on 2 CPU cores.
 # yolov8_n_dcnv3_toy.py is this config with DCNv3 in the backbone.
 #

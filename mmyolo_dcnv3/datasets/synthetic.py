@@ -6,10 +6,12 @@ Layout (COCO's own)::
     OUT/annotations/instances_val.json     OUT/val/000000.jpg ...
 """
 import contextlib
+import dataclasses
 import io
 import json
 import os
 import os.path as osp
+import re
 import shutil
 from typing import List, Sequence
 
@@ -114,3 +116,34 @@ def draw_preview(dataset: str, split: str, out_path: str, count: int = 8, column
     rows = [np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)]
     cv2.imwrite(out_path, np.vstack(rows))
     return out_path
+
+
+def add_generator_arguments(parser, defaults) -> None:
+    """The options every generator tool has: --out, --train-images, --val-images, --img-size, --seed, --force,
+    --preview; ``defaults`` is the generator's parameter dataclass (whose fields the options set)."""
+    parser.add_argument('--out', required=True, help='dataset folder to write')
+    parser.add_argument('--train-images', type=int, default=defaults.train_images,
+                        help=f'training images (default {defaults.train_images})')
+    parser.add_argument('--val-images', type=int, default=defaults.val_images,
+                        help=f'validation images (default {defaults.val_images})')
+    parser.add_argument('--img-size', dest='image_size', type=int, default=defaults.image_size,
+                        help=f'square image side in pixels (default {defaults.image_size})')
+    parser.add_argument('--seed', type=int, default=defaults.seed, help=f'random seed (default {defaults.seed})')
+    parser.add_argument('--force', action='store_true', help='overwrite an existing dataset in --out')
+    parser.add_argument('--preview', metavar='PNG', help='also draw the first val images with their boxes')
+
+
+def params_from_args(parser, params_class, args):
+    """The generator's parameters from parsed options (option dests are the dataclass's fields), checked:
+    an out-of-range value is a parser error naming its option."""
+    fields = {field.name for field in dataclasses.fields(params_class)}
+    params = params_class(**{key: value for key, value in vars(args).items() if key in fields})
+    try:
+        params.check()
+    except ValueError as error:
+        message = str(error)
+        for action in parser._actions:
+            if action.dest in fields and action.option_strings:
+                message = re.sub(rf'\b{action.dest}\b', action.option_strings[0], message)
+        parser.error(message)
+    return params

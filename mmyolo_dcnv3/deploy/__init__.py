@@ -1,14 +1,17 @@
 """Deployment: ONNX export of DCNv3 models that runs in stock ONNX Runtime and OpenVINO.
 
+Need only torch, numpy, onnx and onnxscript (and a runtime to run the file), nothing of OpenMMLab:
+
 * :mod:`.onnx_ops`: the op's ONNX translations (GridSample at opset 18, the
   default; DeformConv at opset 19), for torch's exporter;
 * :mod:`.export`: ``torch.onnx.export`` of any module with them;
-* :mod:`.runtime`: run an ONNX file in ONNX Runtime or OpenVINO;
-* :mod:`.detector`: the exportable YOLOv8 detector (needs mmdet and mmyolo;
-  import it explicitly).
+* :mod:`.runtime`: run an ONNX file in ONNX Runtime or OpenVINO.
 
-This package and the three modules above need only torch, numpy, onnx and
-onnxscript (and a runtime to run the file), nothing of OpenMMLab.
+Need mmdet and mmyolo (import them explicitly):
+
+* :mod:`.nms`: multi-class NMS as an op, with its NonMaxSuppression translation;
+* :mod:`.yolov8`: the exportable YOLOv8 detector, its metadata and its export;
+* :mod:`.onnx_detector`: an exported file run like the PyTorch detector.
 """
 from .export import export_onnx
 from .onnx_ops import DEFAULT_OPSET, MIN_OPSET, TRANSLATIONS, check_translation, dcnv3_translation_table

@@ -26,9 +26,10 @@ if dcnv3_implementation('cpu') != 'compiled':
 from mmengine.config import Config  # noqa: E402
 
 from mmyolo_dcnv3.deploy import OnnxModel, export_onnx, onnx_domains  # noqa: E402
-from mmyolo_dcnv3.deploy.detector import (ExportableYOLOv8, NmsSettings, OnnxDetector, export_detector,  # noqa: E402
-                                          multiclass_nms, network_input_size, nms_translation_table,
-                                          preprocess_images, read_metadata)
+from mmyolo_dcnv3.deploy.nms import NmsSettings, multiclass_nms, nms_translation_table  # noqa: E402
+from mmyolo_dcnv3.deploy.onnx_detector import OnnxDetector  # noqa: E402
+from mmyolo_dcnv3.deploy.yolov8 import (ExportableYOLOv8, export_detector, network_input_size,  # noqa: E402
+                                        preprocess_images, read_metadata)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, 'tools')
@@ -60,8 +61,8 @@ def as_cli(options):
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('toy_coco')) + '/'
-    run([sys.executable, os.path.join(TOOLS, 'make_toy_coco.py'), '--out', root, '--train-images', '8',
-         '--val-images', '2', '--image-size', str(IMAGE_SIZE), '--max-objects', '3', '--min-size', '0.25'])
+    run([sys.executable, os.path.join(TOOLS, 'dataset_makers', 'make_toy_coco.py'), '--out', root, '--train-images', '8',
+         '--val-images', '2', '--img-size', str(IMAGE_SIZE), '--max-objects', '3', '--min-size', '0.25'])
     return root
 
 
@@ -83,7 +84,7 @@ def trained(toy, tmp_path_factory):
         'custom_hooks': [], 'randomness.seed': 0})
     run([sys.executable, os.path.join(TOOLS, 'train.py'), DCNV3_CONFIG, '--work-dir', work_dir, *as_cli(options)])
     checkpoint = os.path.join(work_dir, f'epoch_{TRAIN_ITERATIONS}.pth')
-    from mmyolo_dcnv3.inference import load_detector
+    from mmyolo_dcnv3.apis import load_detector
     detector, _ = load_detector(DCNV3_CONFIG, checkpoint)
     return toy_config(DCNV3_CONFIG, toy), checkpoint, detector
 
@@ -173,7 +174,7 @@ def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, vari
     """The ONNX NMS graph (or the raw file with the detector's post-processing) against
     the PyTorch detector's own predictions, in original image pixels."""
     cfg, _, detector = trained
-    from mmyolo_dcnv3.inference import predict
+    from mmyolo_dcnv3.apis import predict
     from mmengine.dataset import Compose
     onnx_detector = OnnxDetector(cfg, exported[variant])
     pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline if 'LoadAnnotations' not in str(t['type'])])
@@ -190,13 +191,13 @@ def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, vari
 
 @pytest.mark.slow
 def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
-    """tools/test_onnx.py and tools/test.py on the same images: each of the 12 COCO numbers within 0.002."""
+    """tools/deployment/test_onnx.py and tools/test.py on the same images: each of the 12 COCO numbers within 0.002."""
     cfg, checkpoint, _ = trained
     options = as_cli(data_options(toy))
     torch_run = run([sys.executable, os.path.join(TOOLS, 'test.py'), DCNV3_CONFIG, checkpoint, '--work-dir',
                      str(tmp_path / 'torch'), *options])
-    onnx_run = run([sys.executable, os.path.join(TOOLS, 'test_onnx.py'), DCNV3_CONFIG, exported['gridsample'],
-                    '--json-out', str(tmp_path / 'onnx.json'), *options])
+    onnx_run = run([sys.executable, os.path.join(TOOLS, 'deployment', 'test_onnx.py'), DCNV3_CONFIG, exported['gridsample'],
+                    '--json', str(tmp_path / 'onnx.json'), *options])
 
     def coco_numbers(output):
         return [float(line.rsplit('= ', 1)[1]) for line in output.splitlines()
@@ -216,7 +217,7 @@ def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
 def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
     cfg, checkpoint, _ = trained
     out = tmp_path / 'model.onnx'
-    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out', str(out),
+    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out', str(out),
                   '--nms', '--max-dets', '50', '--score-thr', '0.05', *as_cli(data_options(toy))])
     assert 'onnx.checker: ' in result.stdout and f'wrote {out}' in result.stdout
     differences = [float(line.rsplit(' ', 1)[1]) for line in result.stdout.splitlines()
@@ -248,7 +249,7 @@ def test_plain_yolov8_exports_too(toy, tmp_path):
 def test_export_tool_refuses_bad_arguments(tmp_path, arguments, message):
     checkpoint = tmp_path / 'any.pth'  # the arguments are refused before it is read
     checkpoint.write_bytes(b'')
-    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), DCNV3_CONFIG, str(checkpoint), '--out',
+    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), DCNV3_CONFIG, str(checkpoint), '--out',
                   str(tmp_path / 'x.onnx'), *arguments], check=False)
     assert result.returncode == 2 and message in result.stderr
 
@@ -260,7 +261,7 @@ def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
     init_default_scope('mmyolo')
     checkpoint = tmp_path / 'dcnv3.pth'
     torch.save({'state_dict': MODELS.build(Config.fromfile(DCNV3_CONFIG).model).state_dict()}, checkpoint)
-    result = run([sys.executable, os.path.join(TOOLS, 'export_onnx.py'), PLAIN_CONFIG, str(checkpoint), '--out',
+    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), PLAIN_CONFIG, str(checkpoint), '--out',
                   str(tmp_path / 'x.onnx')], check=False)
     assert result.returncode != 0 and 'is not a checkpoint of' in result.stderr and 'does not match' in result.stderr
     assert not (tmp_path / 'x.onnx').exists()

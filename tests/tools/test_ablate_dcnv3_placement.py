@@ -1,4 +1,4 @@
-"""tools/ablate_dcnv3_placement.py: shortened on a user's dataset (1 epoch, 1 seed, 2 variants), its checks, resuming."""
+"""tools/analysis_tools/ablate_dcnv3_placement.py: shortened on a user's dataset (1 epoch, 1 seed, 2 variants), its checks, resuming."""
 import json
 import os
 import sys
@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from tests.conftest import ROOT, run_command, user_dataset
 
-TOOL = os.path.join(ROOT, 'tools', 'ablate_dcnv3_placement.py')
+TOOL = os.path.join(ROOT, 'tools', 'analysis_tools', 'ablate_dcnv3_placement.py')
 
 
 def test_shortened_ablation_on_a_user_dataset_writes_table_plot_and_skips_finished_runs(toy_coco, tmp_path):

@@ -12,7 +12,7 @@ TOOLS = os.path.join(ROOT, 'tools')
 
 def test_op_benchmark_times_every_peer_and_writes_the_ratios(tmp_path):
     out = tmp_path / 'op.json'
-    result = run([sys.executable, os.path.join(TOOLS, 'benchmark_op.py'), '--device', 'cpu', '--shapes', '1',
+    result = run([sys.executable, os.path.join(TOOLS, 'analysis_tools', 'benchmark_op.py'), '--device', 'cpu', '--shapes', '1',
                   '--repeat', '1', '--warmup', '0', '--json', str(out)])
     assert 'medians over shapes: compiled vs grid_sample' in result.stdout
     row = json.loads(out.read_text())['rows'][0]
@@ -22,7 +22,7 @@ def test_op_benchmark_times_every_peer_and_writes_the_ratios(tmp_path):
 
 
 def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
-    result = run([sys.executable, os.path.join(TOOLS, 'benchmark_model.py'), '--sizes', 'n', '--img-size', '64',
+    result = run([sys.executable, os.path.join(TOOLS, 'analysis_tools', 'benchmark_model.py'), '--sizes', 'n', '--img-size', '64',
                   '--batch-size', '1', '--repeat', '1', '--warmup', '0', '--threads', '1'])
     lines = [line for line in result.stdout.splitlines() if line.strip().startswith('yolov8_n')]
     assert [line.split('|')[0].strip() for line in lines] == ['yolov8_n plain', 'yolov8_n dcnv3']
@@ -32,7 +32,7 @@ def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
 def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
     pytest.importorskip('onnxruntime')
     out = tmp_path / 'onnx.json'
-    result = run([sys.executable, os.path.join(TOOLS, 'benchmark_onnx.py'), '--models', 'n', '--img-size', '64',
+    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--models', 'n', '--img-size', '64',
                   '--repeats', '2', '--threads', '1', '--json', str(out)])
     assert 'DCNv3 (gridsample) / plain, ONNX Runtime' in result.stdout
     times = json.loads(out.read_text())['times_ms']['n']

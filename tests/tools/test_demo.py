@@ -13,7 +13,7 @@ def test_shortened_demo_produces_metrics_table_and_pictures(tmp_path):
     out = tmp_path / 'demo'
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'tools', 'demo.py'), '--out', str(out), '--data',
-         str(tmp_path / 'data'), '--train-images', '8', '--val-images', '4', '--image-size', '128',
+         str(tmp_path / 'data'), '--train-images', '8', '--val-images', '4', '--img-size', '128',
          '--epochs', '1', '--latency-images', '2', '--seed', '3'],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

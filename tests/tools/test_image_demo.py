@@ -24,7 +24,7 @@ def confident_checkpoint(tmp_path_factory):
 def test_folder_in_drawn_pictures_and_detections_out_with_a_progress_bar(confident_checkpoint, toy_coco, tmp_path):
     images = os.path.join(toy_coco, 'val')
     result = run_command([sys.executable, DEMO, TOY_DCNV3, confident_checkpoint, images,
-                          '--out-dir', str(tmp_path), '--score-thr', '0.5'])
+                          '--out', str(tmp_path), '--score-thr', '0.5'])
     names = sorted(os.listdir(images))
     assert sorted(os.listdir(tmp_path / 'vis')) == names
     for name in names:
@@ -45,7 +45,7 @@ def test_video_in_video_with_the_detections_out(confident_checkpoint, toy_coco, 
         writer.write(frame)
     writer.release()
     result = run_command([sys.executable, DEMO, TOY_DCNV3, confident_checkpoint, video,
-                          '--out-dir', str(tmp_path / 'out')])
+                          '--out', str(tmp_path / 'out')])
     assert f'{len(frames)} frames: ' in result.stdout
     reader = cv2.VideoCapture(str(tmp_path / 'out' / 'clip.mp4'))
     assert int(reader.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
@@ -56,7 +56,7 @@ def test_video_in_video_with_the_detections_out(confident_checkpoint, toy_coco, 
 def test_a_checkpoint_of_another_model_is_refused_before_anything_is_written(confident_checkpoint, toy_coco,
                                                                             tmp_path):
     result = run_command([sys.executable, DEMO, TOY_PLAIN, confident_checkpoint, toy_coco + 'val',
-                          '--out-dir', str(tmp_path / 'out')], check=False)
+                          '--out', str(tmp_path / 'out')], check=False)
     assert result.returncode == 2
     assert 'missing from the checkpoint' in result.stderr and 'in the checkpoint but not in the model' \
         in result.stderr and '.dcnv3.' in result.stderr and '--allow-partial-checkpoint' in result.stderr

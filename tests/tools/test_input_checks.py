@@ -6,7 +6,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from mmyolo_dcnv3.dataset_checks import DatasetNotFoundError, check_dataset_paths, rebase_data_root
+from mmyolo_dcnv3.utils.dataset_checks import DatasetNotFoundError, check_dataset_paths, rebase_data_root
 from tests.conftest import ROOT, TOY_CLASSES, run_command, save_initialised_checkpoint
 
 TOOLS = os.path.join(ROOT, 'tools')

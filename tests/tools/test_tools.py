@@ -110,7 +110,7 @@ def test_two_process_gloo_training_ends_with_identical_weights(toy_coco, tmp_pat
 
 
 def test_get_flops_counts_the_dcnv3_op():
-    result = run([sys.executable, os.path.join(TOOLS, 'get_flops.py'),
+    result = run([sys.executable, os.path.join(TOOLS, 'analysis_tools', 'get_flops.py'),
                   os.path.join(ROOT, 'configs', 'yolov8_n_dcnv3_coco.py'), '--shape', '320'])
     lines = dict(line.split(':', 1) for line in result.stdout.splitlines() if ':' in line)
     assert float(lines['  of which DCNv3 sampling'].split()[0]) > 0

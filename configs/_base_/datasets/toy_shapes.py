@@ -1,6 +1,6 @@
-# The demo's toy shapes (tools/make_toy_coco.py): five classes of rigid shapes
+# The demo's toy shapes (tools/dataset_makers/make_toy_coco.py): five classes of rigid shapes
 # under mild warps, 400 train / 100 val images of 192 px. Paths are relative to
-# the working directory. A dataset config of tools/ablate_dcnv3_placement.py.
+# the working directory. A dataset config of tools/analysis_tools/ablate_dcnv3_placement.py.
 data_root = 'data/toy_coco/'
 class_name = ('ellipse', 'triangle', 'rectangle', 'star', 'cross')
 palette = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180)]

@@ -1,8 +1,8 @@
-# The warped-digits deformation benchmark (tools/make_warped_digits_coco.py):
+# The warped-digits deformation benchmark (tools/dataset_makers/make_warped_digits_coco.py):
 # real handwritten MNIST digits under strong scale, rotation, shear,
 # perspective and elastic deformation on real photographs, 10 classes, 500
 # train / 150 val images of 192 px. Paths are relative to the working
-# directory. A dataset config of tools/ablate_dcnv3_placement.py.
+# directory. A dataset config of tools/analysis_tools/ablate_dcnv3_placement.py.
 data_root = 'data/warped_digits/'
 class_name = ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
 img_scale = (192, 192)  # width, height

@@ -1,0 +1,4 @@
+"""Training engine additions: hooks."""
+from .hooks import LoadFromReportHook
+
+__all__ = ['LoadFromReportHook']
