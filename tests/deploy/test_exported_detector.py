@@ -18,6 +18,7 @@ pytest.importorskip('onnxscript', reason='deployment packages not installed (req
 pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
 
 from mmyolo_dcnv3.ops import dcnv3_implementation  # noqa: E402
+from tests.conftest import TOY_CLASSES, save_initialised_checkpoint  # noqa: E402
 from tests.conftest import run_command as run  # noqa: E402
 
 if dcnv3_implementation('cpu') != 'compiled':
@@ -265,6 +266,22 @@ def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
                   str(tmp_path / 'x.onnx')], check=False)
     assert result.returncode != 0 and 'is not a checkpoint of' in result.stderr and 'does not match' in result.stderr
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_export_tool_builds_the_exported_model_with_the_cfg_options(toy, tmp_path):
+    """--cfg-options reach the exported graph, not only its metadata: with multi_label off each anchor keeps
+    only its best class's score."""
+    checkpoint = save_initialised_checkpoint(DCNV3_CONFIG, str(tmp_path / 'init.pth'), classes=TOY_CLASSES)
+    out = tmp_path / 'single_label.onnx'
+    run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out',
+         str(out), '--img-size', str(IMAGE_SIZE), *as_cli(dict(data_options(toy), **{'model.test_cfg.multi_label':
+                                                                                      False}))])
+    assert read_metadata(str(out))['postprocess']['multi_label'] is False
+    _, scores = OnnxModel(str(out))(np.random.default_rng(0).random((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32))
+    assert scores.shape[-1] == len(TOY_CLASSES)
+    kept = scores > 0
+    assert (scores[kept] == np.broadcast_to(scores.max(-1, keepdims=True), scores.shape)[kept]).all()
+    assert not kept.all()  # with every class kept, a sigmoid score is never 0
 
 
 @pytest.mark.slow

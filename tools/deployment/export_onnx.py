@@ -28,7 +28,7 @@ import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.deploy.onnx_ops import DEFAULT_OPSET, TRANSLATIONS, check_translation
-from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
+from mmyolo_dcnv3.utils.cli import add_cfg_options_argument, add_img_size_argument, parse_img_size
 
 
 def parse_args(argv=None):
@@ -36,8 +36,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file matching the config')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument('--img-size', type=int, nargs=2, metavar=('H', 'W'),
-                        help="network input height and width (default: the test pipeline's letterbox size)")
+    add_img_size_argument(parser, "default: the test pipeline's letterbox size")
     parser.add_argument('--batch-size', type=int, default=1, help='batch of the exported input (default 1)')
     parser.add_argument('--dynamic', action='store_true', help='dynamic batch, height and width')
     parser.add_argument('--dcnv3', choices=TRANSLATIONS, default='gridsample',
@@ -51,6 +50,7 @@ def parse_args(argv=None):
                         '(default: the first image of the test set)')
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
+    args.img_size = parse_img_size(parser, args.img_size)
     args.opset = DEFAULT_OPSET[args.dcnv3] if args.opset is None else args.opset
     try:
         check_translation(args.dcnv3, args.opset)
