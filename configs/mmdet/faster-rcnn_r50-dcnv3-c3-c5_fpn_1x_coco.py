@@ -11,5 +11,5 @@ custom_imports = dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
-        dcn=dict(type='DCNv3', group=4),  # any conv_cfg-style DCNv3 argument: offset_scale, ...
+        dcn=dict(type='DCNv3Conv2d', group=4),  # any conv_cfg-style DCNv3 argument: offset_scale, ...
         stage_with_dcn=(False, True, True, True)))

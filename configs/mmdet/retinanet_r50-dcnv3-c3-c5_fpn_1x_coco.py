@@ -9,5 +9,5 @@ custom_imports = dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
-        dcn=dict(type='DCNv3', group=4),
+        dcn=dict(type='DCNv3Conv2d', group=4),
         stage_with_dcn=(False, True, True, True)))

@@ -97,7 +97,7 @@ def test_conv_module_builds_dcnv3_from_any_scope(scope):
     import mmdet.registry  # noqa: F401  (creates the scopes)
     import mmyolo.registry  # noqa: F401
     with DefaultScope.overwrite_default_scope(scope):
-        module = ConvModule(64, 64, 3, padding=1, conv_cfg=dict(type='DCNv3', group=4),
+        module = ConvModule(64, 64, 3, padding=1, conv_cfg=dict(type='DCNv3Conv2d', group=4),
                             norm_cfg=dict(type='BN'), act_cfg=dict(type='SiLU'))
     assert isinstance(module.conv, DCNv3Conv2d)
     assert (module.in_channels, module.out_channels, module.kernel_size, module.stride) == (64, 64, (3, 3), (1, 1))
@@ -111,7 +111,7 @@ def test_conv_module_builds_dcnv3_from_any_scope(scope):
 
 
 def test_conv_layer_projects_when_channel_counts_differ_and_supports_stride():
-    layer = MODELS.build(dict(type='DCNv3', in_channels=32, out_channels=64, kernel_size=3, stride=2,
+    layer = MODELS.build(dict(type='DCNv3Conv2d', in_channels=32, out_channels=64, kernel_size=3, stride=2,
                               padding=1, group=8))
     assert layer.input_proj is not None
     assert layer(torch.randn(1, 32, 16, 16)).shape == (1, 64, 8, 8)
@@ -140,7 +140,7 @@ def test_mmdet_resnet50_with_dcnv3_stages_trains():
     from mmdet.registry import MODELS as MMDET_MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
         resnet = MMDET_MODELS.build(dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
-                                         dcn=dict(type='DCNv3', group=4),
+                                         dcn=dict(type='DCNv3Conv2d', group=4),
                                          stage_with_dcn=(False, True, True, True)))
     resnet.init_weights()
     dcn_layers = [m for m in resnet.modules() if isinstance(m, DCNv3Conv2d)]

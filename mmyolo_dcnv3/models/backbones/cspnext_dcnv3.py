@@ -30,7 +30,7 @@ class CSPNeXtLayerDCNv3(CSPLayer):
                          init_cfg=init_cfg)
         for block in self.blocks:
             block.conv2 = ConvModule(block.conv1.out_channels, block.conv2.pointwise_conv.out_channels, 3,
-                                     padding=1, conv_cfg=dict(type='DCNv3', **(dcnv3_cfg or {})),
+                                     padding=1, conv_cfg=dict(type='DCNv3Conv2d', **(dcnv3_cfg or {})),
                                      norm_cfg=norm_cfg, act_cfg=act_cfg)
 
 

@@ -35,7 +35,7 @@ class DarknetBottleneckDCNv3(BaseModule):
         self.conv1 = ConvModule(in_channels, hidden_channels, 3, padding=1, norm_cfg=norm_cfg,
                                 act_cfg=act_cfg)
         self.conv2 = ConvModule(hidden_channels, out_channels, 3, padding=1,
-                                conv_cfg=dict(type='DCNv3', **(dcnv3_cfg or {})), norm_cfg=norm_cfg,
+                                conv_cfg=dict(type='DCNv3Conv2d', **(dcnv3_cfg or {})), norm_cfg=norm_cfg,
                                 act_cfg=act_cfg)
         self.add_identity = add_identity and in_channels == out_channels
 

@@ -2,9 +2,9 @@
 
 ``DCNv3`` has InternImage's constructor arguments and state-dict keys, so an
 InternImage ``DCNv3`` state dict loads with ``strict=True`` and gives the same
-output; it is registered as ``'DCNv3Block'``. ``DCNv3Conv2d`` is registered as ``'DCNv3'`` in mmengine's root
+output. Both are registered under their class names in mmengine's root
 ``MODELS``, the registry mmcv's ``build_conv_layer`` searches, so
-``conv_cfg=dict(type='DCNv3', group=4)`` works in any OpenMMLab config.
+``conv_cfg=dict(type='DCNv3Conv2d', group=4)`` works in any OpenMMLab config.
 """
 import math
 from typing import Optional, Tuple, Union
@@ -23,11 +23,6 @@ class _ToChannelsLast(nn.Module):
         return x.permute(0, 2, 3, 1)
 
 
-class _ToChannelsFirst(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 3, 1, 2)
-
-
 def _norm_to_channels_last(norm_layer: str, channels: int) -> nn.Sequential:
     """InternImage's norm of the offset branch: NCHW in, NHWC out."""
     if norm_layer == 'LN':
@@ -44,7 +39,7 @@ def _activation(act_layer: str) -> nn.Module:
     return layers[act_layer]()
 
 
-@MODELS.register_module('DCNv3Block')
+@MODELS.register_module()
 class DCNv3(nn.Module):
     """The DCNv3 block of InternImage, channels-last: (N, H, W, C) -> (N, H_out, W_out, C).
 
@@ -222,7 +217,7 @@ def square_pair(value, arg: str, owner: str) -> Tuple[int, int]:
     return pair
 
 
-@MODELS.register_module('DCNv3')
+@MODELS.register_module()
 class DCNv3Conv2d(nn.Module):
     """A DCNv3 block as an NCHW convolution layer: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
 
@@ -233,8 +228,7 @@ class DCNv3Conv2d(nn.Module):
     ``center_feature_scale``, ``remove_center``), and exposes the attributes
     ``ConvModule`` reads. When ``in_channels != out_channels`` a 1x1
     convolution projects to ``out_channels`` first. ``groups`` must be 1:
-    DCNv3 groups its channels with ``group``. Registered as ``'DCNv3'`` in
-    mmengine's root ``MODELS``.
+    DCNv3 groups its channels with ``group``.
     """
 
     transposed = False

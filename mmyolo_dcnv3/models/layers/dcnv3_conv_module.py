@@ -74,7 +74,7 @@ class DCNv3ConvModule(nn.Module):
         self.pointwise = ConvModule(in_channels, out_channels, 1, bias=bias, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.deform = ConvModule(out_channels, out_channels, kernel_size, stride=stride, padding=padding,
                                  dilation=dilation, groups=groups, bias=bias,
-                                 conv_cfg=dict(type='DCNv3', group=group, **dcnv3_cfg), norm_cfg=norm_cfg,
+                                 conv_cfg=dict(type='DCNv3Conv2d', group=group, **dcnv3_cfg), norm_cfg=norm_cfg,
                                  act_cfg=act_cfg)
         # The attributes mmcv and mmdet read from a ConvModule.
         self.in_channels = in_channels
