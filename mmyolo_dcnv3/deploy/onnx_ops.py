@@ -28,6 +28,8 @@ from typing import Callable, Dict
 
 import numpy as np
 
+from ..ops.point_order import kernel_points, point_taps
+
 TRANSLATIONS = ('gridsample', 'deformconv')
 MIN_OPSET = {'gridsample': 16, 'deformconv': 19}
 DEFAULT_OPSET = {'gridsample': 18, 'deformconv': 19}
@@ -60,30 +62,12 @@ def import_onnxscript():
     return onnxscript
 
 
-def point_taps(kernel_h: int, kernel_w: int, dilation_h: int, dilation_w: int,
-               remove_center: bool) -> np.ndarray:
-    """(P, 2) float64: each DCNv3 point's (x, y) offset from the kernel centre, in
-    the op's point order (column outer, row inner, centre skipped with remove_center)."""
-    centre_x, centre_y = (dilation_w * (kernel_w - 1)) // 2, (dilation_h * (kernel_h - 1)) // 2
-    taps = [(i * dilation_w - centre_x, j * dilation_h - centre_y)
-            for i in range(kernel_w) for j in range(kernel_h)
-            if not (remove_center and i == kernel_w // 2 and j == kernel_h // 2)]
-    return np.asarray(taps, dtype=np.float64)
-
-
 def deformconv_point_order(kernel_h: int, kernel_w: int, remove_center: bool) -> np.ndarray:
     """(kernel_h * kernel_w,) int64: for each DeformConv point (row-major), the index
     of the DCNv3 point it is; the removed centre maps to index P (a zero slot)."""
-    points = kernel_h * kernel_w - int(remove_center)
-    order = []
-    for j in range(kernel_h):
-        for i in range(kernel_w):
-            p = i * kernel_h + j
-            if remove_center:
-                centre = (kernel_w // 2) * kernel_h + kernel_h // 2
-                p = points if p == centre else p - (p > centre)
-            order.append(p)
-    return np.asarray(order, dtype=np.int64)
+    index = {point: p for p, point in enumerate(kernel_points(kernel_h, kernel_w, remove_center))}
+    return np.asarray([index.get((i, j), len(index)) for j in range(kernel_h) for i in range(kernel_w)],
+                      dtype=np.int64)
 
 
 def dcnv3_translation_table(translation: str = 'gridsample', opset: int = 18) -> Dict[Callable, Callable]:
@@ -140,7 +124,7 @@ def _like(op, value, reference):
 def _gridsample_graph(op, input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                       dilation_h, dilation_w, group, group_channels, offset_scale, remove_center, grid_mode):
     """DCNv3 as GridSample over (N*group, group_channels, H, W); see the contract in DESIGN.md."""
-    taps = point_taps(kernel_h, kernel_w, dilation_h, dilation_w, remove_center)
+    taps = np.asarray(point_taps(kernel_h, kernel_w, dilation_h, dilation_w, remove_center), dtype=np.float64)
     points = len(taps)
     channels = group * group_channels
     centre_x, centre_y = (dilation_w * (kernel_w - 1)) // 2, (dilation_h * (kernel_h - 1)) // 2
@@ -193,7 +177,7 @@ def _gridsample_graph(op, input, offset, mask, kernel_h, kernel_w, stride_h, str
 def _deformconv_graph(op, input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                       dilation_h, dilation_w, group, group_channels, offset_scale, remove_center, grid_mode):
     """DCNv3 as one depthwise DeformConv with an all-ones kernel."""
-    taps = point_taps(kernel_h, kernel_w, dilation_h, dilation_w, remove_center)
+    taps = np.asarray(point_taps(kernel_h, kernel_w, dilation_h, dilation_w, remove_center), dtype=np.float64)
     points = len(taps)
     channels = group * group_channels
 

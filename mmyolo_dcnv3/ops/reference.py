@@ -1,8 +1,9 @@
 """Pure-PyTorch DCNv3: the reference the kernels are tested against.
 
 Runs on any device and dtype, is differentiable through autograd, and serves
-as the fallback where no compiled kernel is available and for export. It
-follows the contract in shared/DESIGN.md literally: explicit floor and
+as the fallback where no compiled kernel is available (ONNX export translates
+the compiled op, not this). It follows the operator contract
+(docs/operator.md) literally: explicit floor and
 four-neighbour gathers (not grid_sample, whose coordinate normalisation moves
 integer locations off the integers and so changes the one-sided derivatives
 there).
@@ -10,6 +11,7 @@ there).
 import torch
 import torch.nn.functional as F
 
+from .point_order import point_taps
 from .validation import check_dcnv3_args
 
 
@@ -27,20 +29,13 @@ def sampling_locations(offset: torch.Tensor, kernel_h: int, kernel_w: int, strid
     """
     n, height_out, width_out, _ = offset.shape
     device, dtype = offset.device, offset.dtype
-    # Kernel taps in point order: column i outer, row j inner, centre removed.
-    cols = torch.arange(kernel_w, device=device).repeat_interleave(kernel_h)
-    rows = torch.arange(kernel_h, device=device).repeat(kernel_w)
-    if remove_center:
-        keep = torch.ones(kernel_h * kernel_w, dtype=torch.bool, device=device)
-        keep[(kernel_w // 2) * kernel_h + kernel_h // 2] = False
-        cols, rows = cols[keep], rows[keep]
+    taps = torch.tensor(point_taps(kernel_h, kernel_w, dilation_h, dilation_w, remove_center), device=device)
+    tap_x, tap_y = taps[:, 0].to(dtype), taps[:, 1].to(dtype)
     centre_x = (dilation_w * (kernel_w - 1)) // 2
     centre_y = (dilation_h * (kernel_h - 1)) // 2
-    tap_x = (cols * dilation_w - centre_x).to(dtype)
-    tap_y = (rows * dilation_h - centre_y).to(dtype)
     origin_x = (torch.arange(width_out, device=device) * stride_w - pad_w + centre_x).to(dtype)
     origin_y = (torch.arange(height_out, device=device) * stride_h - pad_h + centre_y).to(dtype)
-    offset = offset.reshape(n, height_out, width_out, group, len(cols), 2)
+    offset = offset.reshape(n, height_out, width_out, group, len(taps), 2)
     x = origin_x.view(1, 1, -1, 1, 1) + (tap_x + offset[..., 0]) * offset_scale
     y = origin_y.view(1, -1, 1, 1, 1) + (tap_y + offset[..., 1]) * offset_scale
     return x, y

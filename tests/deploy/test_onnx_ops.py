@@ -17,7 +17,7 @@ if dcnv3_implementation('cpu') != 'compiled':
 
 from mmyolo_dcnv3.deploy import (OnnxModel, check_translation, dcnv3_translation_table, export_onnx,  # noqa: E402
                                  onnx_domains)
-from mmyolo_dcnv3.deploy.onnx_ops import deformconv_point_order, point_taps  # noqa: E402
+from mmyolo_dcnv3.deploy.onnx_ops import deformconv_point_order  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -168,7 +168,6 @@ def test_deformconv_point_order_is_row_major_with_the_centre_in_the_zero_slot():
     assert deformconv_point_order(3, 3, False).tolist() == [0, 3, 6, 1, 4, 7, 2, 5, 8]
     # Centre removed: DCNv3 points 0..7 skip full index 4; the centre reads slot 8 (zeros).
     assert deformconv_point_order(3, 3, True).tolist() == [0, 3, 5, 1, 8, 6, 2, 4, 7]
-    assert point_taps(3, 5, 1, 2, False)[:4].tolist() == [[-4, -1], [-4, 0], [-4, 1], [-2, -1]]
 
 
 @pytest.mark.parametrize('translation, opset, message', [
