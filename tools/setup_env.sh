@@ -62,10 +62,10 @@ pip_install setuptools wheel ninja
 case "$TORCH_VARIANT" in
   cu130) pip_install -r "$ROOT/requirements/torch-cu130.txt" ;;
   cpu) pip_install -r "$ROOT/requirements/torch-cpu.txt" ;;
-  keep) "$PY" -c "import torch" 2>/dev/null || die "TORCH_VARIANT=keep but $VENV has no torch; install one first (see README, 'Other CUDA versions')." ;;
+  keep) "$PY" -c "import torch" 2>/dev/null || die "TORCH_VARIANT=keep but $VENV has no torch; install one first (see docs/get_started.md, 'Other CUDA versions')." ;;
 esac
 TORCH_VER="$("$PY" -c 'import torch; print(torch.__version__)')"
-"$PY" - "$TORCH_VER" <<'PYEOF' || die "torch $TORCH_VER is outside the supported range 2.4 <= torch <= 2.14; install a supported release (see README, 'Version matrix')."
+"$PY" - "$TORCH_VER" <<'PYEOF' || die "torch $TORCH_VER is outside the supported range 2.4 <= torch <= 2.14; install a supported release (see docs/get_started.md, 'Version matrix')."
 import sys
 major, minor = (int(x) for x in sys.argv[1].split('+')[0].split('.')[:2])
 sys.exit(0 if (2, 4) <= (major, minor) <= (2, 14) else 1)

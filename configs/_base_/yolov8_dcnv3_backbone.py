@@ -8,9 +8,9 @@
 #   DCNv3ConvModule (1x1 conv + BN + SiLU, stride-2 DCNv3, BN, SiLU), the
 #   block of the YOLOv8-DCNv3 write-ups.
 # Default: the C2f placement in the last two stages (P4/P5), where objects are
-# large and feature maps small, so the extra cost stays small. The ablation of
-# placements on the demo's dataset (tools/analysis_tools/ablate_dcnv3_placement.py, README
-# "Where DCNv3 goes") is what this default rests on. `dcnv3_cfg` goes to every
+# large and feature maps small, so the extra cost stays small. The placement
+# ablation (tools/analysis_tools/ablate_dcnv3_placement.py, docs/ablation.md)
+# is what this default rests on. `dcnv3_cfg` goes to every
 # DCNv3 layer (group=4 divides every DCNv3 stage's width for all of n/s/m/l/x).
 dcnv3_backbone = dict(
     type='YOLOv8CSPDarknetDCNv3',

@@ -1,8 +1,11 @@
-// Device-agnostic arithmetic of DCNv3, written once for the CPU kernels, the
-// CUDA kernels and the host emulation of the CUDA thread bodies.
+// Device-agnostic arithmetic of DCNv3, written once: the shape, the point order
+// and the sampling grid (used by the CPU kernels, the CUDA kernels and the host
+// emulation of the CUDA thread bodies) and the bilinear interpolation (used by
+// the CUDA kernels and their emulation; the CPU kernels read a clamped 2x2
+// block instead, see cpu/dcnv3_cpu_kernel.h).
 //
 // The contract (shapes, point order, sampling formula) is the one of
-// InternImage's ops_dcnv3; see shared/DESIGN.md, "The DCNv3 operator contract".
+// InternImage's ops_dcnv3; see docs/operator.md.
 // Layouts are channels-last:
 //   input        (N, H_in, W_in, G * GC)
 //   offset       (N, H_out, W_out, G * P * 2), pairs (dx, dy) per point

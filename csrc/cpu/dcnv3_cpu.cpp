@@ -3,8 +3,9 @@
 // dtypes: float32 and float64 natively; bfloat16 and float16 are computed in
 // float32 (inputs upcast once, results rounded once at the end).
 // Threads: at::parallel_for over output pixels (forward) and over
-// (image, group, channel block) tasks (backward; deterministic, see
-// dcnv3_cpu_kernel.h). The instruction set is detected at run time;
+// (image, run of groups, channel block) tasks (backward). The backward is
+// deterministic: tasks write disjoint parts of grad_input, and each channel
+// block its own partial of grad_offset and grad_mask, summed in a fixed order. The instruction set is detected at run time;
 // MMYOLO_DCNV3_CPU_ISA=baseline|avx2|avx512 forces one (for tests and
 // benchmarks).
 #include <ATen/ATen.h>

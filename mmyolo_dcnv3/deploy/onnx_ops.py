@@ -123,7 +123,7 @@ def _like(op, value, reference):
 
 def _gridsample_graph(op, input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                       dilation_h, dilation_w, group, group_channels, offset_scale, remove_center, grid_mode):
-    """DCNv3 as GridSample over (N*group, group_channels, H, W); see the contract in DESIGN.md."""
+    """DCNv3 as GridSample over (N*group, group_channels, H, W); see docs/operator.md."""
     taps = np.asarray(point_taps(kernel_h, kernel_w, dilation_h, dilation_w, remove_center), dtype=np.float64)
     points = len(taps)
     channels = group * group_channels

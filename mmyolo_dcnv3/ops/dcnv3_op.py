@@ -68,7 +68,7 @@ def dcnv3(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_
     kernel_h * kernel_w - remove_center`` points at learned offsets from its
     dilated kernel grid, bilinearly (zero outside the image), and sums them
     weighted by ``mask``. The contract, InternImage's, is spelled out in
-    shared/DESIGN.md.
+    docs/operator.md.
 
     Args:
         input: (N, H_in, W_in, C) features, C = group * group_channels.

@@ -11,7 +11,7 @@ from tests.ops.dcnv3_testing import Case
 def naive_dcnv3(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                 dilation_h, dilation_w, group, group_channels, offset_scale, im2col_step,
                 remove_center):
-    """shared/DESIGN.md's contract, one scalar at a time."""
+    """The operator contract (docs/operator.md), one scalar at a time."""
     n_batch, height, width, _ = input.shape
     _, h_out, w_out, _ = mask.shape
     taps = [(i, j) for i in range(kernel_w) for j in range(kernel_h)

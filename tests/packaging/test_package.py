@@ -85,7 +85,7 @@ def test_metadata_names_version_license_python_and_torch(laid_out_package):
     assert info['License'] == 'Apache-2.0' or 'Apache-2.0' in info.get('License-Expression', '')
     assert 'torch>=2.4' in info.get_all('Requires-Dist')
     assert any(r.startswith('mmyolo==0.6.0') and 'openmmlab' in r for r in info.get_all('Requires-Dist'))
-    assert '## Use it from your own project' in info.get_payload()
+    assert '## Quick start' in info.get_payload()
     assert (laid_out_package / 'mmyolo_dcnv3.egg-info' / 'SOURCES.txt').read_text().count('LICENSE') == 1
 
 

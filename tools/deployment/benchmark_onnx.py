@@ -8,7 +8,7 @@ exports the plain model and the DCNv3 model with both DCNv3 translations
 (GridSample, opset 18; DeformConv, opset 19), all without NMS, and times the
 network on one image: the variants take turns on every repeat, so the
 machine's load weighs on all of them alike. Prints the median latency of
-each and the ratios the deployment section of the README quotes, each the
+each and the ratios docs/deploy.md quotes, each the
 median of the per-round ratios (steadier on a shared machine than a ratio of
 medians).
 """
