@@ -15,9 +15,9 @@ namespace {
 // the kernel in that dtype even if the mask came out of a float32 softmax; a
 // float32 input keeps float32. The same rule holds on CPU and CUDA.
 at::Tensor dcnv3_forward_autocast(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
-                                  int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                                  int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-                                  int64_t group, int64_t group_channels, double offset_scale, int64_t im2col_step,
+                                  int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                  int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
+                                  int64_t group_channels, double offset_scale, int64_t im2col_step,
                                   bool remove_center) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   static auto op = c10::Dispatcher::singleton()
@@ -51,12 +51,8 @@ TORCH_LIBRARY(mmyolo_dcnv3, m) {
       "int group_channels, float offset_scale, int im2col_step, bool remove_center) -> (Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(mmyolo_dcnv3, AutocastCPU, m) {
-  m.impl("dcnv3_forward", dcnv3_forward_autocast);
-}
+TORCH_LIBRARY_IMPL(mmyolo_dcnv3, AutocastCPU, m) { m.impl("dcnv3_forward", dcnv3_forward_autocast); }
 
-TORCH_LIBRARY_IMPL(mmyolo_dcnv3, AutocastCUDA, m) {
-  m.impl("dcnv3_forward", dcnv3_forward_autocast);
-}
+TORCH_LIBRARY_IMPL(mmyolo_dcnv3, AutocastCUDA, m) { m.impl("dcnv3_forward", dcnv3_forward_autocast); }
 
 }  // namespace mmyolo_dcnv3

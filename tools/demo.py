@@ -27,9 +27,19 @@ import subprocess
 import sys
 import time
 
-from mmyolo_dcnv3._tooling.trainings import (COCO_KEYS, add_toy_run_arguments, best_checkpoint,
-                                             check_toy_run_arguments, latency_ms, make_dataset, run_parallel,
-                                             scalar_logs, tool, val_images, write_recipe_config)
+from mmyolo_dcnv3._tooling.trainings import (
+    COCO_KEYS,
+    add_toy_run_arguments,
+    best_checkpoint,
+    check_toy_run_arguments,
+    latency_ms,
+    make_dataset,
+    run_parallel,
+    scalar_logs,
+    tool,
+    val_images,
+    write_recipe_config,
+)
 
 MODELS = {  # label -> recipe (configs/demo/)
     'YOLOv8-n': 'yolov8_n_toy.py',

@@ -16,9 +16,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
+from mmyolo_dcnv3.utils.cli import add_runner_arguments, check_runner_arguments, load_runner_config
 from mmyolo_dcnv3.utils.compat import init_cpu_distributed
 from mmyolo_dcnv3.utils.dataset_checks import check_dataset_paths
-from mmyolo_dcnv3.utils.cli import add_runner_arguments, check_runner_arguments, load_runner_config
 
 
 def parse_args(argv=None):

@@ -91,8 +91,8 @@ struct SamplingGrid {
 // the image has weight zero (and so do its derivatives).
 template <typename acc_t>
 struct Bilinear {
-  int64_t y0, x0;       // top-left neighbour; may be -1
-  acc_t weight[4];      // neighbours (y0,x0), (y0,x0+1), (y0+1,x0), (y0+1,x0+1)
+  int64_t y0, x0;   // top-left neighbour; may be -1
+  acc_t weight[4];  // neighbours (y0,x0), (y0,x0+1), (y0+1,x0), (y0+1,x0+1)
   acc_t dweight_dx[4];
   acc_t dweight_dy[4];
   bool inside[4];

@@ -21,9 +21,9 @@ inline int64_t output_size(int64_t size_in, int64_t kernel, int64_t stride, int6
 }
 
 inline Dcnv3Shape checked_shape(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
-                                int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                                int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-                                int64_t group, int64_t group_channels, double offset_scale, bool remove_center) {
+                                int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
+                                int64_t group_channels, double offset_scale, bool remove_center) {
   TORCH_CHECK(input.dim() == 4 && offset.dim() == 4 && mask.dim() == 4,
               "dcnv3: input, offset and mask must be 4-D (channels-last), got ", input.dim(), ", ", offset.dim(),
               " and ", mask.dim(), " dimensions");
@@ -34,8 +34,8 @@ inline Dcnv3Shape checked_shape(const at::Tensor& input, const at::Tensor& offse
   TORCH_CHECK(!remove_center || (kernel_h == kernel_w && kernel_h % 2 == 1 && kernel_h >= 3),
               "dcnv3: remove_center needs an odd, square kernel of at least 3x3, got ", kernel_h, "x", kernel_w);
   TORCH_CHECK(input.scalar_type() == offset.scalar_type() && input.scalar_type() == mask.scalar_type(),
-              "dcnv3: input, offset and mask must share a dtype, got ", input.scalar_type(), ", ",
-              offset.scalar_type(), " and ", mask.scalar_type());
+              "dcnv3: input, offset and mask must share a dtype, got ", input.scalar_type(), ", ", offset.scalar_type(),
+              " and ", mask.scalar_type());
   TORCH_CHECK(input.device() == offset.device() && input.device() == mask.device(),
               "dcnv3: input, offset and mask must be on one device");
   Dcnv3Shape s;
@@ -61,14 +61,14 @@ inline Dcnv3Shape checked_shape(const at::Tensor& input, const at::Tensor& offse
               " pixels is too small for kernel ", kernel_h, "x", kernel_w, ", stride (", stride_h, ", ", stride_w,
               "), dilation (", dilation_h, ", ", dilation_w, ") and padding (", pad_h, ", ", pad_w,
               "): the output would be ", s.height_out, "x", s.width_out);
-  TORCH_CHECK(input.size(3) == s.channels(), "dcnv3: input has ", input.size(3), " channels, expected group * group_channels = ",
-              s.channels());
+  TORCH_CHECK(input.size(3) == s.channels(), "dcnv3: input has ", input.size(3),
+              " channels, expected group * group_channels = ", s.channels());
   const std::vector<int64_t> offset_shape = {s.batch, s.height_out, s.width_out, group * s.points * 2};
   const std::vector<int64_t> mask_shape = {s.batch, s.height_out, s.width_out, group * s.points};
   TORCH_CHECK(offset.sizes() == at::IntArrayRef(offset_shape), "dcnv3: offset must have shape ",
               at::IntArrayRef(offset_shape), ", got ", offset.sizes());
-  TORCH_CHECK(mask.sizes() == at::IntArrayRef(mask_shape), "dcnv3: mask must have shape ",
-              at::IntArrayRef(mask_shape), ", got ", mask.sizes());
+  TORCH_CHECK(mask.sizes() == at::IntArrayRef(mask_shape), "dcnv3: mask must have shape ", at::IntArrayRef(mask_shape),
+              ", got ", mask.sizes());
   return s;
 }
 

@@ -169,8 +169,8 @@ DCNV3_HOST_DEVICE void forward_thread(const Dcnv3Shape& s, int64_t thread, const
 // so a device sink may reduce across threads with warp shuffles.
 template <typename scalar_t, typename acc_t, int V, typename Sink>
 DCNV3_HOST_DEVICE void backward_thread(const Dcnv3Shape& s, int64_t thread, bool active, const scalar_t* input,
-                                       const scalar_t* offset, const scalar_t* mask,
-                                       const scalar_t* grad_output, Sink& sink) {
+                                       const scalar_t* offset, const scalar_t* mask, const scalar_t* grad_output,
+                                       Sink& sink) {
   const ThreadIndex t(s, thread, V);
   const SamplingGrid<acc_t> grid(s, t.ho, t.wo);
   const scalar_t* off = offset + t.point0(s) * 2;
@@ -185,8 +185,7 @@ DCNV3_HOST_DEVICE void backward_thread(const Dcnv3Shape& s, int64_t thread, bool
     Bilinear<acc_t> b;
     acc_t d_mask = 0, d_x = 0, d_y = 0;
     if (active && bilinear_at(grid.y(grid.tap_y(s, j), static_cast<acc_t>(off[2 * p + 1])),
-                              grid.x(grid.tap_x(s, i), static_cast<acc_t>(off[2 * p])), s.height_in,
-                              s.width_in, b)) {
+                              grid.x(grid.tap_x(s, i), static_cast<acc_t>(off[2 * p])), s.height_in, s.width_in, b)) {
       const acc_t m = static_cast<acc_t>(msk[p]);
       for (int k = 0; k < 4; ++k) {
         if (!b.inside[k]) continue;

@@ -42,10 +42,10 @@ void with_pack_width(int v, F&& f) {
 
 template <typename Executor>
 at::Tensor thread_bodies_forward(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
-                                 int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w,
-                                 int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w,
-                                 int64_t group, int64_t group_channels, double offset_scale,
-                                 int64_t /*im2col_step*/, bool remove_center) {
+                                 int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                 int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
+                                 int64_t group_channels, double offset_scale, int64_t /*im2col_step*/,
+                                 bool remove_center) {
   const Dcnv3Shape s = checked_shape(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                                      dilation_h, dilation_w, group, group_channels, offset_scale, remove_center);
   const at::Tensor in = input.contiguous(), off = offset.contiguous(), msk = mask.contiguous();
@@ -95,8 +95,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> thread_bodies_backward(
       });
     });
   }
-  return {grad_input.to(input.scalar_type()), grad_offset.to(offset.scalar_type()),
-          grad_mask.to(mask.scalar_type())};
+  return {grad_input.to(input.scalar_type()), grad_offset.to(offset.scalar_type()), grad_mask.to(mask.scalar_type())};
 }
 
 }  // namespace mmyolo_dcnv3

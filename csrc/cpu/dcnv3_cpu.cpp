@@ -5,9 +5,8 @@
 // Threads: at::parallel_for over output pixels (forward) and over
 // (image, run of groups, channel block) tasks (backward). The backward is
 // deterministic: tasks write disjoint parts of grad_input, and each channel
-// block its own partial of grad_offset and grad_mask, summed in a fixed order. The instruction set is detected at run time;
-// MMYOLO_DCNV3_CPU_ISA=baseline|avx2|avx512 forces one (for tests and
-// benchmarks).
+// block its own partial of grad_offset and grad_mask, summed in a fixed order. The instruction set is detected at run
+// time; MMYOLO_DCNV3_CPU_ISA=baseline|avx2|avx512 forces one (for tests and benchmarks).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -34,8 +33,8 @@ enum class Isa { baseline, avx2, avx512 };
 Isa detected_isa() {
 #if DCNV3_CPU_X86_VARIANTS
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq")) {
     return Isa::avx512;
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
@@ -69,16 +68,16 @@ Isa selected_isa() {
 
 // Calls the variant of `kernel` for the selected instruction set.
 #if DCNV3_CPU_X86_VARIANTS
-#define DCNV3_CALL_CPU_KERNEL(kernel, ...)           \
-  switch (selected_isa()) {                          \
-    case Isa::avx512:                                \
-      cpu::avx512::kernel(__VA_ARGS__);              \
-      break;                                         \
-    case Isa::avx2:                                  \
-      cpu::avx2::kernel(__VA_ARGS__);                \
-      break;                                         \
-    default:                                         \
-      cpu::baseline::kernel(__VA_ARGS__);            \
+#define DCNV3_CALL_CPU_KERNEL(kernel, ...) \
+  switch (selected_isa()) {                \
+    case Isa::avx512:                      \
+      cpu::avx512::kernel(__VA_ARGS__);    \
+      break;                               \
+    case Isa::avx2:                        \
+      cpu::avx2::kernel(__VA_ARGS__);      \
+      break;                               \
+    default:                               \
+      cpu::baseline::kernel(__VA_ARGS__);  \
   }
 #else
 #define DCNV3_CALL_CPU_KERNEL(kernel, ...) cpu::baseline::kernel(__VA_ARGS__)
@@ -103,9 +102,7 @@ class ScratchBuffers {
       v += arrays * stride_;
       return first;
     };
-    const auto take_axis = [&] {
-      return cpu::ResolvedAxis<T>{take(1), take(1), take(1), take(1)};
-    };
+    const auto take_axis = [&] { return cpu::ResolvedAxis<T>{take(1), take(1), take(1), take(1)}; };
     scratch_.tap_x = take(1);
     scratch_.tap_y = take(1);
     scratch_.group_start = indices_.data();
@@ -154,8 +151,7 @@ at::ScalarType compute_dtype(at::ScalarType dtype) {
 at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                              int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
                              int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
-                             int64_t group_channels, double offset_scale, int64_t /*im2col_step*/,
-                             bool remove_center) {
+                             int64_t group_channels, double offset_scale, int64_t /*im2col_step*/, bool remove_center) {
   const Dcnv3Shape s = checked_shape(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                                      dilation_h, dilation_w, group, group_channels, offset_scale, remove_center);
   check_image_size(s);
@@ -173,18 +169,20 @@ at::Tensor dcnv3_forward_cpu(const at::Tensor& input, const at::Tensor& offset, 
     at::parallel_for(0, s.pixels_out(), grain, [&](int64_t begin, int64_t end) {
       const ScratchBuffers<scalar_t> scratch(s.group * s.points, /*for_backward=*/false);
       DCNV3_CALL_CPU_KERNEL(forward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
-                            msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
-                            scratch.get(), begin, end);
+                            msk.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(), scratch.get(), begin,
+                            end);
     });
   });
   return output.to(input.scalar_type());
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
-    const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask, const at::Tensor& grad_output,
-    int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
-    int64_t dilation_h, int64_t dilation_w, int64_t group, int64_t group_channels, double offset_scale,
-    int64_t /*im2col_step*/, bool remove_center) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(const at::Tensor& input, const at::Tensor& offset,
+                                                                  const at::Tensor& mask, const at::Tensor& grad_output,
+                                                                  int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                                                                  int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                                                  int64_t dilation_h, int64_t dilation_w, int64_t group,
+                                                                  int64_t group_channels, double offset_scale,
+                                                                  int64_t /*im2col_step*/, bool remove_center) {
   const Dcnv3Shape s = checked_shape(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                                      dilation_h, dilation_w, group, group_channels, offset_scale, remove_center);
   check_image_size(s);
@@ -197,22 +195,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
   const int64_t blocks = (s.group_channels + kBackwardChannelBlock - 1) / kBackwardChannelBlock;
   // As many groups per task as still gives every thread a task: a task
   // resolves its groups' points together, a vector at a time.
-  const int64_t groups_per_task =
-      std::clamp<int64_t>(s.batch * s.group * blocks / at::get_num_threads(), 1, s.group);
+  const int64_t groups_per_task = std::clamp<int64_t>(s.batch * s.group * blocks / at::get_num_threads(), 1, s.group);
   at::Tensor grad_input = at::zeros_like(in);
-  at::Tensor grad_offset_parts = at::empty({blocks, s.batch, s.height_out, s.width_out, s.group * s.points * 2},
-                                           in.options());
-  at::Tensor grad_mask_parts = at::empty({blocks, s.batch, s.height_out, s.width_out, s.group * s.points},
-                                         in.options());
+  at::Tensor grad_offset_parts =
+      at::empty({blocks, s.batch, s.height_out, s.width_out, s.group * s.points * 2}, in.options());
+  at::Tensor grad_mask_parts =
+      at::empty({blocks, s.batch, s.height_out, s.width_out, s.group * s.points}, in.options());
   if (s.pixels_out() > 0) {
     AT_DISPATCH_FLOATING_TYPES(dtype, "dcnv3_backward_cpu", [&] {
       const int64_t runs = (s.group + groups_per_task - 1) / groups_per_task;
       at::parallel_for(0, s.batch * runs * blocks, 1, [&](int64_t begin, int64_t end) {
         const ScratchBuffers<scalar_t> scratch(s.group * s.points, /*for_backward=*/true);
         DCNV3_CALL_CPU_KERNEL(backward<scalar_t>, s, in.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(),
-                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(),
-                              scratch.get(), groups_per_task, kBackwardChannelBlock,
-                              grad_input.mutable_data_ptr<scalar_t>(),
+                              msk.const_data_ptr<scalar_t>(), go.const_data_ptr<scalar_t>(), scratch.get(),
+                              groups_per_task, kBackwardChannelBlock, grad_input.mutable_data_ptr<scalar_t>(),
                               grad_offset_parts.mutable_data_ptr<scalar_t>(),
                               grad_mask_parts.mutable_data_ptr<scalar_t>(), begin, end);
       });
@@ -221,8 +217,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cpu(
   // Summing the per-block partials over dim 0 runs in a fixed order.
   const at::Tensor grad_offset = blocks == 1 ? grad_offset_parts[0] : grad_offset_parts.sum(0);
   const at::Tensor grad_mask = blocks == 1 ? grad_mask_parts[0] : grad_mask_parts.sum(0);
-  return {grad_input.to(input.scalar_type()), grad_offset.to(offset.scalar_type()),
-          grad_mask.to(mask.scalar_type())};
+  return {grad_input.to(input.scalar_type()), grad_offset.to(offset.scalar_type()), grad_mask.to(mask.scalar_type())};
 }
 
 }  // namespace

@@ -236,8 +236,8 @@ NeighbourSteps neighbour_steps(const Dcnv3Shape& s) {
 // with a nonzero `gradient_shift`, of the element that far from it (the
 // backward's grad_input, for writing).
 template <typename T>
-inline void prefetch_neighbours(const ResolvedPoints<T>& r, const T* image, const NeighbourSteps& steps,
-                                int64_t count, std::ptrdiff_t gradient_shift) {
+inline void prefetch_neighbours(const ResolvedPoints<T>& r, const T* image, const NeighbourSteps& steps, int64_t count,
+                                std::ptrdiff_t gradient_shift) {
   for (int64_t q = 0; q < count; ++q) {
     const T* first = image + r.offset[q];
     for (int k = 0; k < 4; ++k) {
@@ -410,10 +410,10 @@ void point_gradients(const ResolvedPoints<T>& r, const T* __restrict__ dots, int
     const T xa = x.weight_a[q], xb = x.weight_b[q], ya = y.weight_a[q], yb = y.weight_b[q];
     const T m = mask[q] * scale;
     grad_mask[q] = (ya * xa * d[0] + ya * xb * d[1]) + (yb * xa * d[2] + yb * xb * d[3]);
-    grad_offset[2 * q] = (ya * (x.slope_a[q] * d[0] + x.slope_b[q] * d[1]) +
-                          yb * (x.slope_a[q] * d[2] + x.slope_b[q] * d[3])) * m;
-    grad_offset[2 * q + 1] = (xa * (y.slope_a[q] * d[0] + y.slope_b[q] * d[2]) +
-                              xb * (y.slope_a[q] * d[1] + y.slope_b[q] * d[3])) * m;
+    grad_offset[2 * q] =
+        (ya * (x.slope_a[q] * d[0] + x.slope_b[q] * d[1]) + yb * (x.slope_a[q] * d[2] + x.slope_b[q] * d[3])) * m;
+    grad_offset[2 * q + 1] =
+        (xa * (y.slope_a[q] * d[0] + y.slope_b[q] * d[2]) + xb * (y.slope_a[q] * d[1] + y.slope_b[q] * d[3])) * m;
   }
 }
 
@@ -480,8 +480,8 @@ void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask
 
 template <typename T>
 void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output,
-              const PointScratch<T>& scratch, int64_t groups_per_task, int64_t channel_block,
-              T* grad_input, T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end) {
+              const PointScratch<T>& scratch, int64_t groups_per_task, int64_t channel_block, T* grad_input,
+              T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end) {
   const int64_t C = s.channels(), GC = s.group_channels, P = s.points;
   const int64_t blocks = (GC + channel_block - 1) / channel_block;
   const int64_t group_runs = (s.group + groups_per_task - 1) / groups_per_task;
@@ -516,8 +516,8 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
       for (int64_t g = g_begin; g < g_end; ++g) {
         const T* go = grad_output + pixel * C + g * GC;
         for_channel_blocks<T>(c_begin, c_end, [&](auto width, int64_t c) {
-          scatter_block<T, decltype(width)::value>(points, steps, scratch.dots, (g - g_begin) * P, P, image,
-                                                   grad_image, c, go + c);
+          scatter_block<T, decltype(width)::value>(points, steps, scratch.dots, (g - g_begin) * P, P, image, grad_image,
+                                                   c, go + c);
         });
       }
       const int64_t point0 = (pixel * s.group + g_begin) * P;
@@ -529,11 +529,11 @@ void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mas
   }
 }
 
-#define DCNV3_INSTANTIATE_CPU_KERNELS(T)                                                                       \
-  template void forward<T>(const Dcnv3Shape&, const T*, const T*, const T*, T*, const PointScratch<T>&,       \
-                           int64_t, int64_t);                                                                  \
-  template void backward<T>(const Dcnv3Shape&, const T*, const T*, const T*, const T*,                         \
-                            const PointScratch<T>&, int64_t, int64_t, T*, T*, T*, int64_t, int64_t);
+#define DCNV3_INSTANTIATE_CPU_KERNELS(T)                                                                         \
+  template void forward<T>(const Dcnv3Shape&, const T*, const T*, const T*, T*, const PointScratch<T>&, int64_t, \
+                           int64_t);                                                                             \
+  template void backward<T>(const Dcnv3Shape&, const T*, const T*, const T*, const T*, const PointScratch<T>&,   \
+                            int64_t, int64_t, T*, T*, T*, int64_t, int64_t);
 DCNV3_INSTANTIATE_CPU_KERNELS(float)
 DCNV3_INSTANTIATE_CPU_KERNELS(double)
 #undef DCNV3_INSTANTIATE_CPU_KERNELS

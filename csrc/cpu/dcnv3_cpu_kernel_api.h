@@ -70,31 +70,29 @@ struct NeighbourSteps {
 // (dots: 4 G * P) rounded up to a multiple of kPointPadding<T>.
 template <typename T>
 struct PointScratch {
-  T* tap_x;                     // grid displacement of point q = g * P + p
+  T* tap_x;  // grid displacement of point q = g * P + p
   T* tap_y;
-  int32_t* group_start;         // g * group_channels for point q
+  int32_t* group_start;           // g * group_channels for point q
   ResolvedPoints<T> resolved[2];  // the current pixel's and the next one's
-  T* dots = nullptr;            // backward: <grad_output, neighbour k> of point q at 4 q + k
+  T* dots = nullptr;              // backward: <grad_output, neighbour k> of point q at 4 q + k
 };
 
 }  // namespace cpu
 }  // namespace mmyolo_dcnv3
 
-#define DCNV3_DECLARE_CPU_KERNELS(isa)                                                                    \
-  namespace mmyolo_dcnv3 {                                                                                \
-  namespace cpu {                                                                                         \
-  namespace isa {                                                                                         \
-  template <typename T>                                                                                   \
-  void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, T* output,           \
-               const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);                   \
-  template <typename T>                                                                                   \
-  void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output, \
-                const PointScratch<T>& scratch, int64_t groups_per_task,                                  \
-                int64_t channel_block,                                                                    \
-                T* grad_input, T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin,               \
-                int64_t task_end);                                                                        \
-  }                                                                                                       \
-  }                                                                                                       \
+#define DCNV3_DECLARE_CPU_KERNELS(isa)                                                                         \
+  namespace mmyolo_dcnv3 {                                                                                     \
+  namespace cpu {                                                                                              \
+  namespace isa {                                                                                              \
+  template <typename T>                                                                                        \
+  void forward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, T* output,                 \
+               const PointScratch<T>& scratch, int64_t pixel_begin, int64_t pixel_end);                        \
+  template <typename T>                                                                                        \
+  void backward(const Dcnv3Shape& s, const T* input, const T* offset, const T* mask, const T* grad_output,     \
+                const PointScratch<T>& scratch, int64_t groups_per_task, int64_t channel_block, T* grad_input, \
+                T* grad_offset_parts, T* grad_mask_parts, int64_t task_begin, int64_t task_end);               \
+  }                                                                                                            \
+  }                                                                                                            \
   }
 
 DCNV3_DECLARE_CPU_KERNELS(baseline)

@@ -35,9 +35,8 @@ struct CudaExecutor {
   template <typename scalar_t, typename acc_t, int V>
   static void forward(const Dcnv3Shape& s, int64_t threads, const scalar_t* input, const scalar_t* offset,
                       const scalar_t* mask, scalar_t* output) {
-    forward_kernel<scalar_t, acc_t, V><<<blocks_for(threads), kThreadsPerBlock, 0,
-                                         at::cuda::getCurrentCUDAStream()>>>(s, threads, input, offset, mask,
-                                                                             output);
+    forward_kernel<scalar_t, acc_t, V><<<blocks_for(threads), kThreadsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
+        s, threads, input, offset, mask, output);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
@@ -50,8 +49,7 @@ struct CudaExecutor {
             ? "mmyolo_dcnv3::dcnv3_backward on CUDA (grad_input is accumulated with atomicAdd)"
             : "mmyolo_dcnv3::dcnv3_backward on CUDA (grad_input, grad_offset and grad_mask are accumulated "
               "with atomicAdd)");
-    backward_kernel<scalar_t, acc_t, V><<<blocks_for(threads), kThreadsPerBlock, 0,
-                                          at::cuda::getCurrentCUDAStream()>>>(
+    backward_kernel<scalar_t, acc_t, V><<<blocks_for(threads), kThreadsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
         s, threads, input, offset, mask, grad_output, grad_input, grad_offset, grad_mask);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
@@ -60,12 +58,11 @@ struct CudaExecutor {
 at::Tensor dcnv3_forward_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                               int64_t kernel_h, int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h,
                               int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t group,
-                              int64_t group_channels, double offset_scale, int64_t im2col_step,
-                              bool remove_center) {
+                              int64_t group_channels, double offset_scale, int64_t im2col_step, bool remove_center) {
   const c10::cuda::CUDAGuard device_guard(input.device());
-  return thread_bodies_forward<CudaExecutor>(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h,
-                                             pad_w, dilation_h, dilation_w, group, group_channels, offset_scale,
-                                             im2col_step, remove_center);
+  return thread_bodies_forward<CudaExecutor>(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                                             dilation_h, dilation_w, group, group_channels, offset_scale, im2col_step,
+                                             remove_center);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cuda(
@@ -74,9 +71,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cuda(
     int64_t dilation_h, int64_t dilation_w, int64_t group, int64_t group_channels, double offset_scale,
     int64_t im2col_step, bool remove_center) {
   const c10::cuda::CUDAGuard device_guard(input.device());
-  return thread_bodies_backward<CudaExecutor>(input, offset, mask, grad_output, kernel_h, kernel_w, stride_h,
-                                              stride_w, pad_h, pad_w, dilation_h, dilation_w, group, group_channels,
-                                              offset_scale, im2col_step, remove_center);
+  return thread_bodies_backward<CudaExecutor>(input, offset, mask, grad_output, kernel_h, kernel_w, stride_h, stride_w,
+                                              pad_h, pad_w, dilation_h, dilation_w, group, group_channels, offset_scale,
+                                              im2col_step, remove_center);
 }
 
 }  // namespace

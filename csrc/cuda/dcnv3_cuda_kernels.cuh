@@ -15,8 +15,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     forward_kernel(const Dcnv3Shape s, int64_t threads, const scalar_t* __restrict__ input,
                    const scalar_t* __restrict__ offset, const scalar_t* __restrict__ mask,
                    scalar_t* __restrict__ output) {
-  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < threads;
-       t += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < threads; t += int64_t(gridDim.x) * blockDim.x) {
     forward_thread<scalar_t, acc_t, V>(s, t, input, offset, mask, output);
   }
 }
@@ -61,8 +60,7 @@ template <typename scalar_t, typename acc_t, int V>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     backward_kernel(const Dcnv3Shape s, int64_t threads, const scalar_t* __restrict__ input,
                     const scalar_t* __restrict__ offset, const scalar_t* __restrict__ mask,
-                    const scalar_t* __restrict__ grad_output, acc_t* grad_input, acc_t* grad_offset,
-                    acc_t* grad_mask) {
+                    const scalar_t* __restrict__ grad_output, acc_t* grad_input, acc_t* grad_offset, acc_t* grad_mask) {
   const int lanes = static_cast<int>(s.group_channels / V);
   const bool shuffle = reduces_by_warp_shuffle(lanes);
   // Every thread of a block runs the same number of iterations (threads past
@@ -71,8 +69,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     const int64_t t = base + threadIdx.x;
     const bool active = t < threads;
     AtomicSink<acc_t> sink{grad_input, grad_offset, grad_mask, lanes, shuffle, (t % lanes) == 0, active};
-    backward_thread<scalar_t, acc_t, V>(s, active ? t : threads - 1, active, input, offset, mask, grad_output,
-                                        sink);
+    backward_thread<scalar_t, acc_t, V>(s, active ? t : threads - 1, active, input, offset, mask, grad_output, sink);
   }
 }
 

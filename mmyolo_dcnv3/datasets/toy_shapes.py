@@ -17,8 +17,16 @@ import dataclasses
 import cv2
 import numpy as np
 
-from .synthetic import (annotation_path, box_of, contrasting_colour, polygons_of, prepare_output, save_image,
-                        validate, write_annotations)
+from .synthetic import (
+    annotation_path,
+    box_of,
+    contrasting_colour,
+    polygons_of,
+    prepare_output,
+    save_image,
+    validate,
+    write_annotations,
+)
 
 CLASSES = ('ellipse', 'triangle', 'rectangle', 'star', 'cross')
 CANVAS = 128  # shapes are drawn on a square canvas of this size, then warped

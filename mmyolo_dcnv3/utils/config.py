@@ -10,6 +10,7 @@ from typing import List, Optional
 from mmengine.config import Config
 
 from mmyolo_dcnv3_config_scope import package_root
+
 from .dataset_checks import rebase_data_root
 
 __all__ = ['package_root', 'shipped_config', 'load_config', 'build_detector', 'inference_pipeline',

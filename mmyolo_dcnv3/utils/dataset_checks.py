@@ -46,7 +46,8 @@ def _evaluator_paths(evaluator, key: str) -> Iterator[Tuple[str, str]]:
 
 
 def missing_dataset_paths(cfg, dataloaders: Sequence[str]) -> List[Tuple[str, str]]:
-    """(config key, path) of every local path of the named dataloaders' datasets and their evaluators that does not exist."""
+    """(config key, path) of every local path of the named dataloaders' datasets and their evaluators
+    that does not exist."""
     paths = []
     for loader in dataloaders:
         if cfg.get(loader) is None:

@@ -76,8 +76,8 @@ def test_config_runs_tensor_loss_and_predict_modes_with_finite_dcnv3_gradients(s
 
 
 def test_yolov8_s_state_dict_loads_with_only_dcnv3_weights_missing():
-    from mmyolo.registry import MODELS
     import mmyolo
+    from mmyolo.registry import MODELS
     plain_cfg = Config.fromfile(os.path.join(os.path.dirname(mmyolo.__file__), '.mim', 'configs', 'yolov8',
                                              'yolov8_s_syncbn_fast_8xb16-500e_coco.py'))
     init_default_scope('mmyolo')

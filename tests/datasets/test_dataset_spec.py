@@ -6,8 +6,13 @@ import os
 import pytest
 from mmengine.config import Config
 
-from mmyolo_dcnv3.datasets.dataset_spec import (DatasetSpecError, apply_dataset, check_dataset, dataset_problems,
-                                                load_dataset_spec)
+from mmyolo_dcnv3.datasets.dataset_spec import (
+    DatasetSpecError,
+    apply_dataset,
+    check_dataset,
+    dataset_problems,
+    load_dataset_spec,
+)
 from tests.conftest import ROOT, TOY_CLASSES, user_dataset
 
 DATASETS = os.path.join(ROOT, 'configs', '_base_', 'datasets')

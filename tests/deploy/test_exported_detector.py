@@ -29,11 +29,18 @@ from mmengine.config import Config  # noqa: E402
 from mmyolo_dcnv3.deploy import OnnxModel, export_onnx, onnx_domains  # noqa: E402
 from mmyolo_dcnv3.deploy.nms import NmsSettings, multiclass_nms, nms_translation_table  # noqa: E402
 from mmyolo_dcnv3.deploy.onnx_detector import OnnxDetector  # noqa: E402
-from mmyolo_dcnv3.deploy.yolov8 import (ExportableYOLOv8, export_detector, network_input_size,  # noqa: E402
-                                        preprocess_images, read_metadata)
+from mmyolo_dcnv3.deploy.yolov8 import (  # noqa: E402
+    ExportableYOLOv8,
+    export_detector,
+    network_input_size,
+    preprocess_images,
+    read_metadata,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, 'tools')
+EXPORT_TOOL = os.path.join(TOOLS, 'deployment', 'export_onnx.py')
+TEST_ONNX_TOOL = os.path.join(TOOLS, 'deployment', 'test_onnx.py')
 DCNV3_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
 PLAIN_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py')
 IMAGE_SIZE = 128
@@ -62,8 +69,9 @@ def as_cli(options):
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('toy_coco')) + '/'
-    run([sys.executable, os.path.join(TOOLS, 'dataset_makers', 'make_toy_coco.py'), '--out', root, '--train-images', '8',
-         '--val-images', '2', '--img-size', str(IMAGE_SIZE), '--max-objects', '3', '--min-size', '0.25'])
+    run([sys.executable, os.path.join(TOOLS, 'dataset_makers', 'make_toy_coco.py'), '--out', root,
+         '--train-images', '8', '--val-images', '2', '--img-size', str(IMAGE_SIZE), '--max-objects', '3',
+         '--min-size', '0.25'])
     return root
 
 
@@ -175,8 +183,9 @@ def test_detections_match_pytorch_one_to_one(trained, exported, toy_images, vari
     """The ONNX NMS graph (or the raw file with the detector's post-processing) against
     the PyTorch detector's own predictions, in original image pixels."""
     cfg, _, detector = trained
-    from mmyolo_dcnv3.apis import predict
     from mmengine.dataset import Compose
+
+    from mmyolo_dcnv3.apis import predict
     onnx_detector = OnnxDetector(cfg, exported[variant])
     pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline if 'LoadAnnotations' not in str(t['type'])])
     score_thr = cfg.model.test_cfg.score_thr
@@ -197,7 +206,7 @@ def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
     options = as_cli(data_options(toy))
     torch_run = run([sys.executable, os.path.join(TOOLS, 'test.py'), DCNV3_CONFIG, checkpoint, '--work-dir',
                      str(tmp_path / 'torch'), *options])
-    onnx_run = run([sys.executable, os.path.join(TOOLS, 'deployment', 'test_onnx.py'), DCNV3_CONFIG, exported['gridsample'],
+    onnx_run = run([sys.executable, TEST_ONNX_TOOL, DCNV3_CONFIG, exported['gridsample'],
                     '--json', str(tmp_path / 'onnx.json'), *options])
 
     def coco_numbers(output):
@@ -218,7 +227,7 @@ def test_onnx_map_equals_pytorch_map(trained, exported, toy, tmp_path):
 def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
     cfg, checkpoint, _ = trained
     out = tmp_path / 'model.onnx'
-    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out', str(out),
+    result = run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, checkpoint, '--out', str(out),
                   '--nms', '--max-dets', '50', '--score-thr', '0.05', *as_cli(data_options(toy))])
     assert 'onnx.checker: ' in result.stdout and f'wrote {out}' in result.stdout
     differences = [float(line.rsplit(' ', 1)[1]) for line in result.stdout.splitlines()
@@ -250,7 +259,7 @@ def test_plain_yolov8_exports_too(toy, tmp_path):
 def test_export_tool_refuses_bad_arguments(tmp_path, arguments, message):
     checkpoint = tmp_path / 'any.pth'  # the arguments are refused before it is read
     checkpoint.write_bytes(b'')
-    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), DCNV3_CONFIG, str(checkpoint), '--out',
+    result = run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, str(checkpoint), '--out',
                   str(tmp_path / 'x.onnx'), *arguments], check=False)
     assert result.returncode == 2 and message in result.stderr
 
@@ -262,7 +271,7 @@ def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
     init_default_scope('mmyolo')
     checkpoint = tmp_path / 'dcnv3.pth'
     torch.save({'state_dict': MODELS.build(Config.fromfile(DCNV3_CONFIG).model).state_dict()}, checkpoint)
-    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), PLAIN_CONFIG, str(checkpoint), '--out',
+    result = run([sys.executable, EXPORT_TOOL, PLAIN_CONFIG, str(checkpoint), '--out',
                   str(tmp_path / 'x.onnx')], check=False)
     assert result.returncode != 0 and 'is not a checkpoint of' in result.stderr and 'does not match' in result.stderr
     assert not (tmp_path / 'x.onnx').exists()
@@ -273,7 +282,7 @@ def test_export_tool_builds_the_exported_model_with_the_cfg_options(toy, tmp_pat
     only its best class's score."""
     checkpoint = save_initialised_checkpoint(DCNV3_CONFIG, str(tmp_path / 'init.pth'), classes=TOY_CLASSES)
     out = tmp_path / 'single_label.onnx'
-    run([sys.executable, os.path.join(TOOLS, 'deployment', 'export_onnx.py'), DCNV3_CONFIG, checkpoint, '--out',
+    run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, checkpoint, '--out',
          str(out), '--img-size', str(IMAGE_SIZE), *as_cli(dict(data_options(toy), **{'model.test_cfg.multi_label':
                                                                                       False}))])
     assert read_metadata(str(out))['postprocess']['multi_label'] is False

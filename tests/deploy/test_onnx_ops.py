@@ -15,8 +15,7 @@ pytest.importorskip('onnxruntime', reason='deployment packages not installed (re
 if dcnv3_implementation('cpu') != 'compiled':
     pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
 
-from mmyolo_dcnv3.deploy import (OnnxModel, check_translation, dcnv3_translation_table, export_onnx,  # noqa: E402
-                                 onnx_domains)
+from mmyolo_dcnv3.deploy import OnnxModel, check_translation, dcnv3_translation_table, export_onnx, onnx_domains  # noqa: E402
 from mmyolo_dcnv3.deploy.onnx_ops import deformconv_point_order  # noqa: E402
 
 TOLERANCE = 1e-4

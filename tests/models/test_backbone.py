@@ -6,8 +6,8 @@ import torch
 from mmyolo.models.backbones import YOLOv8CSPDarknet
 
 import mmyolo_dcnv3  # noqa: F401
-from mmyolo_dcnv3.utils.checkpoint import load_checkpoint_strictly
 from mmyolo_dcnv3.models import CSPLayerWithTwoConvDCNv3, DCNv3, DCNv3ConvModule, YOLOv8CSPDarknetDCNv3
+from mmyolo_dcnv3.utils.checkpoint import load_checkpoint_strictly
 
 SMALL = dict(deepen_factor=0.33, widen_factor=0.25)
 

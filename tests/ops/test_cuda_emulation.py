@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from mmyolo_dcnv3.ops._library import compiled_kernels
-from tests.ops.dcnv3_testing import (WARP_SHUFFLE_LIMITS, Case, assert_samples_the_right_neighbour,
-                                     at_storage_offset_1, differentiable, sweep_cases, too_small_for_its_kernel)
+from tests.ops.dcnv3_testing import (
+    WARP_SHUFFLE_LIMITS,
+    Case,
+    assert_samples_the_right_neighbour,
+    at_storage_offset_1,
+    differentiable,
+    sweep_cases,
+    too_small_for_its_kernel,
+)
 from tests.ops.test_dcnv3_cpu import assert_matches_reference
 
 pytestmark = pytest.mark.skipif(not compiled_kernels().available('cpu'),

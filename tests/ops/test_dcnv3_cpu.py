@@ -1,16 +1,19 @@
 """The compiled CPU kernels against the reference, and the op's integration
 with autograd, torch.library, torch.compile and autocast."""
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from mmyolo_dcnv3.ops import dcnv3, dcnv3_reference
 from mmyolo_dcnv3.ops._library import compiled_kernels
-from tests.ops.dcnv3_testing import (Case, assert_samples_the_right_neighbour, deterministic_algorithms,
-                                     forward_and_grads, sweep_cases, too_small_for_its_kernel)
+from tests.ops.dcnv3_testing import (
+    Case,
+    assert_samples_the_right_neighbour,
+    deterministic_algorithms,
+    forward_and_grads,
+    sweep_cases,
+    too_small_for_its_kernel,
+)
 
 pytestmark = pytest.mark.skipif(not compiled_kernels().available('cpu'),
                                 reason='CPU kernels not built')

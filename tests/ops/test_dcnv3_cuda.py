@@ -8,11 +8,18 @@ import sys
 import pytest
 import torch
 
-from mmyolo_dcnv3.ops import dcnv3, dcnv3_reference
+from mmyolo_dcnv3.ops import dcnv3
 from mmyolo_dcnv3.ops._library import compiled_kernels
-from tests.ops.dcnv3_testing import (WARP_SHUFFLE_LIMITS, Case, assert_samples_the_right_neighbour,
-                                     at_storage_offset_1, deterministic_algorithms, forward_and_grads,
-                                     sweep_cases, too_small_for_its_kernel)
+from tests.ops.dcnv3_testing import (
+    WARP_SHUFFLE_LIMITS,
+    Case,
+    assert_samples_the_right_neighbour,
+    at_storage_offset_1,
+    deterministic_algorithms,
+    forward_and_grads,
+    sweep_cases,
+    too_small_for_its_kernel,
+)
 from tests.ops.test_dcnv3_cpu import assert_matches_reference, compiled
 
 REPOSITORY_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,6 +1,5 @@
 """Property-based: random valid shapes and parameters, compiled vs reference."""
 import pytest
-import torch
 
 from mmyolo_dcnv3.ops._library import compiled_kernels
 from tests.ops.dcnv3_testing import Case

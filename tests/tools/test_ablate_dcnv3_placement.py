@@ -1,4 +1,4 @@
-"""tools/analysis_tools/ablate_dcnv3_placement.py: shortened on a user's dataset (1 epoch, 1 seed, 2 variants), its checks, resuming."""
+"""The placement ablation: shortened on a user's dataset (1 epoch, 1 seed, 2 variants), its checks, resuming."""
 import json
 import os
 import sys

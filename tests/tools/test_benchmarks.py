@@ -5,14 +5,18 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_command as run
+from tests.conftest import ROOT
+from tests.conftest import run_command as run
 
 TOOLS = os.path.join(ROOT, 'tools')
+OP_BENCHMARK = os.path.join(TOOLS, 'analysis_tools', 'benchmark_op.py')
+MODEL_BENCHMARK = os.path.join(TOOLS, 'analysis_tools', 'benchmark_model.py')
+ONNX_BENCHMARK = os.path.join(TOOLS, 'deployment', 'benchmark_onnx.py')
 
 
 def test_op_benchmark_times_every_peer_and_writes_the_ratios(tmp_path):
     out = tmp_path / 'op.json'
-    result = run([sys.executable, os.path.join(TOOLS, 'analysis_tools', 'benchmark_op.py'), '--device', 'cpu', '--shapes', '1',
+    result = run([sys.executable, OP_BENCHMARK, '--device', 'cpu', '--shapes', '1',
                   '--repeat', '1', '--warmup', '0', '--json', str(out)])
     assert 'medians over shapes: compiled vs grid_sample' in result.stdout
     row = json.loads(out.read_text())['rows'][0]
@@ -22,7 +26,7 @@ def test_op_benchmark_times_every_peer_and_writes_the_ratios(tmp_path):
 
 
 def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
-    result = run([sys.executable, os.path.join(TOOLS, 'analysis_tools', 'benchmark_model.py'), '--sizes', 'n', '--img-size', '64',
+    result = run([sys.executable, MODEL_BENCHMARK, '--sizes', 'n', '--img-size', '64',
                   '--batch-size', '1', '--repeat', '1', '--warmup', '0', '--threads', '1'])
     lines = [line for line in result.stdout.splitlines() if line.strip().startswith('yolov8_n')]
     assert [line.split('|')[0].strip() for line in lines] == ['yolov8_n plain', 'yolov8_n dcnv3']
@@ -32,8 +36,8 @@ def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
 def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
     pytest.importorskip('onnxruntime')
     out = tmp_path / 'onnx.json'
-    result = run([sys.executable, os.path.join(TOOLS, 'deployment', 'benchmark_onnx.py'), '--models', 'n', '--img-size', '64',
-                  '--repeats', '2', '--threads', '1', '--json', str(out)])
+    result = run([sys.executable, ONNX_BENCHMARK, '--sizes', 'n', '--img-size', '64',
+                  '--repeat', '2', '--threads', '1', '--json', str(out)])
     assert 'DCNv3 (gridsample) / plain, ONNX Runtime' in result.stdout
     times = json.loads(out.read_text())['times_ms']['n']
     assert set(times) == {'PyTorch eager plain', 'PyTorch eager DCNv3', 'ONNX Runtime plain',
@@ -41,14 +45,15 @@ def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
 
 
-@pytest.mark.parametrize('args, message', [
-    (['benchmark_op.py', '--device', 'cpu', '--shapes', '0'], '--shapes must be between 1 and 6, got 0'),
-    (['benchmark_op.py', '--device', 'cpu', '--repeat', '0'], '--repeat must be >= 1, got 0'),
-    (['benchmark_model.py', '--img-size', '100'], '--img-size must be a positive multiple of 32'),
-    (['benchmark_model.py', '--repeat', '0'], '--repeat must be >= 1, got 0'),
-    (['benchmark_onnx.py', '--img-size', '100'], '--img-size must be a positive multiple of 32, got 100'),
-    (['benchmark_onnx.py', '--repeats', '0'], '--repeats and --threads must be at least 1'),
+@pytest.mark.parametrize('tool, args, message', [
+    (OP_BENCHMARK, ['--device', 'cpu', '--shapes', '0'], '--shapes must be between 1 and 6, got 0'),
+    (OP_BENCHMARK, ['--device', 'cpu', '--repeat', '0'], '--repeat must be >= 1, got 0'),
+    (MODEL_BENCHMARK, ['--img-size', '100'], '--img-size takes one or two sizes (height [width]), positive '
+     'multiples of 32, got 100'),
+    (MODEL_BENCHMARK, ['--repeat', '0'], '--repeat must be >= 1, got 0'),
+    (ONNX_BENCHMARK, ['--img-size', '640', '100'], 'positive multiples of 32, got 640 100'),
+    (ONNX_BENCHMARK, ['--repeat', '0'], '--repeat and --threads must be at least 1'),
 ])
-def test_benchmarks_reject_bad_arguments(args, message):
-    result = run([sys.executable, os.path.join(TOOLS, args[0]), *args[1:]], check=False)
+def test_benchmarks_reject_bad_arguments(tool, args, message):
+    result = run([sys.executable, tool, *args], check=False)
     assert result.returncode == 2 and message in result.stderr

@@ -5,7 +5,8 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_command as run
+from tests.conftest import ROOT
+from tests.conftest import run_command as run
 
 TOOLS = os.path.join(ROOT, 'tools')
 CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
@@ -111,7 +112,7 @@ def test_two_process_gloo_training_ends_with_identical_weights(toy_coco, tmp_pat
 
 def test_get_flops_counts_the_dcnv3_op():
     result = run([sys.executable, os.path.join(TOOLS, 'analysis_tools', 'get_flops.py'),
-                  os.path.join(ROOT, 'configs', 'yolov8_n_dcnv3_coco.py'), '--shape', '320'])
+                  os.path.join(ROOT, 'configs', 'yolov8_n_dcnv3_coco.py'), '--img-size', '320'])
     lines = dict(line.split(':', 1) for line in result.stdout.splitlines() if ':' in line)
     assert float(lines['  of which DCNv3 sampling'].split()[0]) > 0
     assert float(lines['parameters'].split()[0]) > 2.5
@@ -122,8 +123,10 @@ def test_get_flops_counts_the_dcnv3_op():
     (['train.py', CONFIG, '--resume', 'missing.pth'], "--resume: checkpoint 'missing.pth' does not exist"),
     (['test.py', CONFIG, 'missing.pth'], "checkpoint 'missing.pth' does not exist"),
     (['test.py', CONFIG, CONFIG, '--out', 'x.json'], '--out must end with .pkl or .pickle'),
-    (['get_flops.py', CONFIG, '--shape', '8'], '--shape takes one or two sizes of at least 32 pixels'),
-    (['make_toy_coco.py', '--out', '/tmp/x', '--train-images', '0'], '--train-images must be at least 1'),
+    (['analysis_tools/get_flops.py', CONFIG, '--img-size', '8'], '--img-size takes one or two sizes'),
+    (['dataset_makers/make_toy_coco.py', '--out', '/tmp/x', '--train-images', '0'],
+     '--train-images must be at least 1'),
+    (['dataset_makers/make_toy_coco.py', '--out', '/tmp/x', '--img-size', '32'], '--img-size must be at least 64'),
     (['demo.py', '--seed', '-1'], '--seed must be a non-negative int, got -1'),
     (['demo.py', '--epochs', '0'], '--epochs must be at least 1, got 0'),
 ])

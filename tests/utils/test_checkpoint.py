@@ -1,4 +1,4 @@
-"""mmyolo_dcnv3.utils.checkpoint and load_detector: a checkpoint must match its model unless a partial load is asked for."""
+"""Strict checkpoint loading (utils.checkpoint, apis.load_detector): a partial load must be asked for."""
 import logging
 
 import pytest
@@ -8,9 +8,9 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
-from mmyolo_dcnv3.utils.checkpoint import CheckpointMismatchError, load_checkpoint_strictly
 from mmyolo_dcnv3.apis import load_detector
 from mmyolo_dcnv3.models import DCNv3
+from mmyolo_dcnv3.utils.checkpoint import CheckpointMismatchError, load_checkpoint_strictly
 
 PLAIN_DEMO = 'configs/demo/yolov8_n_toy.py'
 DCNV3_DEMO = 'configs/demo/yolov8_n_dcnv3_toy.py'

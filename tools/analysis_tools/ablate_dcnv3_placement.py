@@ -40,9 +40,19 @@ import statistics
 import sys
 import time
 
-from mmyolo_dcnv3._tooling.trainings import (add_toy_run_arguments, best_checkpoint, best_val_metrics,
-                                             check_toy_run_arguments, latency_ms, make_dataset, run_parallel, tool,
-                                             training_seconds, val_images, write_recipe_config)
+from mmyolo_dcnv3._tooling.trainings import (
+    add_toy_run_arguments,
+    best_checkpoint,
+    best_val_metrics,
+    check_toy_run_arguments,
+    latency_ms,
+    make_dataset,
+    run_parallel,
+    tool,
+    training_seconds,
+    val_images,
+    write_recipe_config,
+)
 from mmyolo_dcnv3.utils.config import shipped_config
 
 VARIANTS = {  # name -> (config, what it is)

@@ -34,9 +34,9 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn.functional as F
 
+from mmyolo_dcnv3._tooling.timing import interleaved_medians, interleaved_times, medians, paired_ratio
 from mmyolo_dcnv3.ops._library import compiled_kernels
 from mmyolo_dcnv3.ops.grid_sample import dcnv3_grid_sample
-from mmyolo_dcnv3._tooling.timing import interleaved_medians, interleaved_times, medians, paired_ratio
 
 try:
     from torchvision.ops import deform_conv2d

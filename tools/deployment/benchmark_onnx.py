@@ -46,8 +46,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmyolo_dcnv3.deploy.yolov8 import ExportableYOLOv8, export_detector
     from mmyolo_dcnv3.deploy.runtime import OnnxModel
+    from mmyolo_dcnv3.deploy.yolov8 import ExportableYOLOv8, export_detector
     torch.set_num_threads(args.threads)
     size = args.img_size
     images = torch.rand(1, 3, *size)

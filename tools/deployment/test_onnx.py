@@ -42,7 +42,6 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmyolo_dcnv3.deploy.onnx_detector import OnnxDetector
-
     from mmyolo_dcnv3.utils.config import load_config
     cfg = load_config(args.config, args.cfg_options)
     MMLogger.get_instance('mmyolo_dcnv3.test_onnx', log_level='INFO')  # CocoMetric prints through it
