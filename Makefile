@@ -1,8 +1,9 @@
-# The two commands of the README. Both set up the environment first
+# The README's commands. Each sets up the environment first
 # (tools/setup_env.sh: idempotent, seconds once the environment exists).
 PY := .venv/bin/python
+CSRC := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 
-.PHONY: setup demo test test-slow benchmark
+.PHONY: setup demo test test-fast test-slow lint benchmark
 
 setup:
 	tools/setup_env.sh
@@ -11,12 +12,22 @@ setup:
 demo: setup
 	$(PY) tools/demo.py
 
-## The test suite (what CI runs). Slow cases are opt-in: make test-slow.
+## The full test suite (what CI runs). Long cases are opt-in: make test-slow.
 test: setup
 	$(PY) -m pytest
 
+## Everything that does not train or export a whole model.
+test-fast: setup
+	@start=$$(date +%s); $(PY) -m pytest -m 'not slow and not integration'; status=$$?; \
+	echo "make test-fast: $$(( $$(date +%s) - start )) s"; exit $$status
+
 test-slow: setup
 	$(PY) -m pytest -m slow
+
+## ruff on the Python, clang-format on csrc/ (configurations: pyproject.toml, .clang-format).
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/clang-format --dry-run --Werror $(CSRC)
 
 ## Side-by-side timing of the DCNv3 implementations.
 benchmark: setup

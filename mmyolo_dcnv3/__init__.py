@@ -9,13 +9,17 @@ applies the fixes of :mod:`mmyolo_dcnv3.utils.compat`.
 import importlib.util
 import os
 
+from .utils.stack_warnings import silence_stack_warnings
+
+# Before the stack is imported: its import-time deprecation warnings (see the module).
+silence_stack_warnings()
 # albumentations (in YOLOv8's pipelines) otherwise asks the network for updates.
 os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
 
-import mmyolo_dcnv3_config_scope
+import mmyolo_dcnv3_config_scope  # noqa: E402
 
-from . import ops
-from .version import __version__
+from . import ops  # noqa: E402
+from .version import __version__  # noqa: E402
 
 # `_base_ = 'mmyolo_dcnv3::...'` in configs (installed packages do this at start-up already).
 mmyolo_dcnv3_config_scope.install()

@@ -105,6 +105,7 @@ pip_install mmengine mmdet mmyolo openmim albumentations pycocotools pytest hypo
 pip_install -r "$ROOT/requirements/deploy.txt"
 # Data files only (the warped-digits benchmark); see the file for why --no-deps.
 pip_install --no-deps -r "$ROOT/requirements/datasets.txt"
+pip_install -r "$ROOT/requirements/lint.txt"
 if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
   # nvcc may be a wrapper script on PATH; the toolkit is where its headers are.
   for candidate in "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." /usr/local/cuda; do

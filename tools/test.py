@@ -13,9 +13,6 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config
-from mmengine.runner import Runner
-
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.utils.checkpoint import CheckpointMismatchError
 from mmyolo_dcnv3.utils.cli import (
@@ -48,7 +45,7 @@ def parse_args(argv=None):
     return args
 
 
-def build_config(args) -> Config:
+def build_config(args):
     cfg = load_runner_config(args)
     cfg.load_from = args.checkpoint
     if args.json_prefix:
@@ -86,6 +83,7 @@ def main(argv=None):
     except CheckpointMismatchError as error:
         print(f'test.py: error: {error}\n(--allow-partial-checkpoint evaluates it anyway)', file=sys.stderr)
         return 2
+    from mmengine.runner import Runner
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     if args.out:

@@ -12,9 +12,6 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config
-from mmengine.runner import Runner
-
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.utils.cli import add_runner_arguments, check_runner_arguments, load_runner_config
 from mmyolo_dcnv3.utils.compat import init_cpu_distributed
@@ -35,7 +32,7 @@ def parse_args(argv=None):
     return args
 
 
-def build_config(args) -> Config:
+def build_config(args):
     cfg = load_runner_config(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -65,6 +62,7 @@ def main(argv=None):
     except FileNotFoundError as error:  # a DatasetNotFoundError or a missing load_from
         print(f'train.py: error: {error}', file=sys.stderr)
         return 2
+    from mmengine.runner import Runner
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
