@@ -9,6 +9,9 @@ Two libraries of kernels, both loaded with ``torch.ops.load_library``:
   ``TORCH_CUDA_ARCH_LIST`` selects the GPU architectures as usual; when it
   is not set and no GPU is visible, the common release architectures that
   the installed ``nvcc`` supports are chosen (and the build log says so).
+  The toolkit is the one ``nvcc`` belongs to (CUDA_HOME if set, else found
+  through the first ``nvcc`` on PATH, which may be a wrapper script or a
+  distribution's ``/usr/bin/nvcc``): no variable needs exporting.
 
 The C++ standard follows the installed torch: C++20 from torch 2.14, C++17
 before.
@@ -25,9 +28,11 @@ downloads into the build environment).
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -97,14 +102,89 @@ def choose_cuda_arch_list(torch) -> None:
           file=sys.stderr)
 
 
-def cuda_include_dirs():
+@dataclass(frozen=True)
+class CudaToolkit:
+    """The CUDA toolkit as its nvcc describes itself (``nvcc --dryrun``)."""
+
+    nvcc: str  # the nvcc asked
+    root: str  # the folder above the real nvcc's bin/: what torch's builder means by CUDA_HOME
+    include_dirs: list  # the folders nvcc compiles with: its -I ...
+    system_include_dirs: list  # ... and its -isystem ones (CCCL)
+    library_dirs: list  # the folders it links from (-L)
+
+
+def find_cuda_toolkit() -> CudaToolkit:
+    """The toolkit of the nvcc torch's builder runs (``$PYTORCH_NVCC``, else ``$CUDA_HOME/bin/nvcc``).
+
+    Unless CUDA_HOME (or CUDA_PATH) is set, torch guesses CUDA_HOME as the folder above the bin/ of the
+    first nvcc on PATH. For a wrapper script (``/usr/local/bin/nvcc`` running
+    ``/usr/local/cuda-X/bin/nvcc``) or a distribution's ``/usr/bin/nvcc`` that guess (``/usr/local``,
+    ``/usr``) holds no libcudart, and the link fails with ``cannot find -lcudart``. nvcc itself knows
+    better: ``--dryrun`` prints the folder of the real binary (``_HERE_``) and the folders it compiles
+    with and links from. So the toolkit root is taken from there, except that an explicitly set
+    CUDA_HOME stays the root; the include and library folders always come from nvcc.
+    """
+    from torch.utils.cpp_extension import CUDA_HOME
+    nvcc = os.environ.get('PYTORCH_NVCC') or os.path.join(CUDA_HOME or '', 'bin', 'nvcc')
+    how_to_fix = ('set CUDA_HOME to the CUDA toolkit (the folder whose bin/nvcc is the compiler itself, '
+                  'not a wrapper script)')
+    try:
+        dryrun = subprocess.run([nvcc, '--dryrun', '-E', '-x', 'cu', os.devnull, '-o', os.devnull],
+                                capture_output=True, text=True, check=True).stderr
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SystemExit(f'cannot ask {nvcc} where the CUDA toolkit is ({error}); {how_to_fix}')
+    here, flags = None, {'INCLUDES': [], 'SYSTEM_INCLUDES': [], 'LIBRARIES': []}
+    for variable, value in re.findall(r'^#\$ (\w+)=(.*)$', dryrun, re.M):
+        if variable == '_HERE_':
+            here = value
+        elif variable in flags:
+            flags[variable] += shlex.split(value)
+    if os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH'):
+        root = CUDA_HOME
+    elif here:
+        root = os.path.realpath(os.path.join(here, '..'))
+    else:
+        raise SystemExit(f'{nvcc} --dryrun does not say where the real nvcc is (no "#$ _HERE_=" line); '
+                         f'{how_to_fix}')
+    includes, system_includes, libraries = flags.values()
+    toolkit = CudaToolkit(
+        nvcc=nvcc,
+        root=root,
+        include_dirs=[os.path.realpath(flag[2:]) for flag in includes if flag.startswith('-I')],
+        system_include_dirs=[os.path.realpath(path) for flag, path in zip(system_includes, system_includes[1:])
+                             if flag == '-isystem'],
+        library_dirs=[os.path.realpath(flag[2:]) for flag in libraries if flag.startswith('-L')],
+    )
+    # A distribution's nvcc that names no library folder links from the system's ones, as this build then does.
+    if toolkit.library_dirs and not any(os.path.isfile(os.path.join(d, 'libcudart.so'))
+                                        for d in toolkit.library_dirs):
+        raise SystemExit(f'{nvcc} --dryrun names no library folder with libcudart.so '
+                         f'({", ".join(toolkit.library_dirs)}); {how_to_fix}')
+    if not any(os.path.isfile(os.path.join(d, 'cuda_runtime_api.h')) for d in toolkit.include_dirs):
+        raise SystemExit(f'{nvcc} --dryrun names no include folder with cuda_runtime_api.h '
+                         f'({", ".join(toolkit.include_dirs)}); {how_to_fix}')
+    return toolkit
+
+
+def build_with_cuda_toolkit(toolkit: CudaToolkit) -> None:
+    """Makes torch's builder run ``toolkit.root``'s nvcc and add its include/ and lib64/, not its guess's.
+
+    Setting the CUDA_HOME variable would be too late: torch reads it when cpp_extension is imported.
+    """
+    import torch.utils.cpp_extension as cpp_extension
+    if os.path.realpath(cpp_extension.CUDA_HOME or '') != os.path.realpath(toolkit.root):
+        print(f'setup.py: the CUDA toolkit is {toolkit.root} (as {toolkit.nvcc} says), not the '
+              f'CUDA_HOME torch guessed, {cpp_extension.CUDA_HOME}', file=sys.stderr)
+        cpp_extension.CUDA_HOME = toolkit.root
+
+
+def cuda_include_dirs(toolkit: CudaToolkit) -> list:
     """Include folders for the CUDA library: the toolkit's own headers first,
     then those of the pip ``nvidia`` wheels for what the toolkit lacks.
 
-    The toolkit's folders are the ones its nvcc (the one torch builds with,
-    ``$CUDA_HOME/bin/nvcc`` or ``$PYTORCH_NVCC``) searches, as ``nvcc --dryrun``
-    reports them; listing them first keeps other CUDA headers found through
-    ``CUDA_HOME`` or torch's include path behind them. A toolkit without
+    The toolkit's folders are the ones its nvcc searches (see
+    find_cuda_toolkit); listing them first keeps other CUDA headers found
+    through ``CUDA_HOME`` or torch's include path behind them. A toolkit without
     cuBLAS/cuSPARSE headers (as on build machines without a GPU) still compiles
     torch's CUDA headers with the wheels' copies. The wheels' include folders
     also hold the CUDA runtime headers, possibly of a newer CUDA than nvcc, and
@@ -113,31 +193,10 @@ def cuda_include_dirs():
     entries (files or folders) missing from the toolkit, taken from the first
     wheel (``nvidia/cu*`` before the others) that has them.
     """
-    import re
-    import shlex
     import site
-    import subprocess
 
-    from torch.utils.cpp_extension import CUDA_HOME
-    nvcc = os.environ.get('PYTORCH_NVCC') or os.path.join(CUDA_HOME or '', 'bin', 'nvcc')
-    try:
-        dryrun = subprocess.run([nvcc, '--dryrun', '-E', '-x', 'cu', os.devnull, '-o', os.devnull],
-                                capture_output=True, text=True, check=True).stderr
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SystemExit(f'cannot ask {nvcc} for its include folders ({error}); set CUDA_HOME to the folder '
-                         "above nvcc's bin/")
-    toolkit, toolkit_system = [], []  # nvcc's -I folders, and its -isystem ones (CCCL)
-    for variable, value in re.findall(r'^#\$ (INCLUDES|SYSTEM_INCLUDES)=(.*)$', dryrun, re.M):
-        words = shlex.split(value)
-        for flag, path in zip(words, words[1:] + ['']):
-            if variable == 'INCLUDES' and flag.startswith('-I'):
-                toolkit.append(os.path.realpath(flag[2:]))
-            elif flag == '-isystem':
-                toolkit_system.append(os.path.realpath(path))
-    if not any(os.path.isfile(os.path.join(d, 'cuda_runtime_api.h')) for d in toolkit):
-        raise SystemExit(f'{nvcc} --dryrun names no include folder with cuda_runtime_api.h: {toolkit}')
-    in_toolkit = {name for d in toolkit + toolkit_system if os.path.isdir(d) for name in os.listdir(d)}
-
+    in_toolkit = {name for d in toolkit.include_dirs + toolkit.system_include_dirs if os.path.isdir(d)
+                  for name in os.listdir(d)}
     wheel_dirs = []
     for base in site.getsitepackages():
         wheel_dirs += sorted(glob.glob(os.path.join(base, 'nvidia', 'cu*', 'include')))
@@ -150,7 +209,7 @@ def cuda_include_dirs():
             link = os.path.join(links, name)
             if name not in in_toolkit and not os.path.lexists(link):
                 os.symlink(os.path.join(wheel_dir, name), link)
-    return [*toolkit, links]
+    return [*toolkit.include_dirs, links]
 
 
 def warn_if_isolated_torch(torch) -> None:
@@ -186,12 +245,15 @@ def extensions():
         )
     ]
     if cuda_requested(torch):
+        toolkit = find_cuda_toolkit()
+        build_with_cuda_toolkit(toolkit)
         choose_cuda_arch_list(torch)
         exts.append(
             CUDAExtension(
                 'mmyolo_dcnv3._C_cuda',
                 sources=sorted(glob.glob('csrc/cuda/*.cu')),
-                include_dirs=common_include + cuda_include_dirs(),
+                include_dirs=common_include + cuda_include_dirs(toolkit),
+                library_dirs=toolkit.library_dirs,
                 extra_compile_args={
                     'cxx': cxx_flags,
                     'nvcc': [f'-std={std}', '-O3', '--use_fast_math',

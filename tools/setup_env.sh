@@ -106,14 +106,10 @@ pip_install -r "$ROOT/requirements/deploy.txt"
 # Data files only (the warped-digits benchmark); see the file for why --no-deps.
 pip_install --no-deps -r "$ROOT/requirements/datasets.txt"
 pip_install -r "$ROOT/requirements/lint.txt"
-if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
-  # nvcc may be a wrapper script on PATH; the toolkit is where its headers are.
-  for candidate in "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." /usr/local/cuda; do
-    if [ -f "$candidate/include/cuda.h" ]; then export CUDA_HOME="$(cd "$candidate" && pwd)"; break; fi
-  done
-fi
-if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ] && [ -n "${CUDA_HOME:-}" ] \
-   && ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+# setup.py finds the CUDA toolkit itself (through nvcc, see find_cuda_toolkit there); asked here only
+# whether it will build the CUDA kernels, to build them for one architecture when no GPU is visible.
+if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ] && (cd "$ROOT" && "$PY" -c "import sys, torch, setup
+sys.exit(not setup.cuda_requested(torch) or torch.cuda.is_available())") 2>/dev/null; then
   export TORCH_CUDA_ARCH_LIST="9.0"
   say "no GPU visible: CUDA kernels are built for sm_90 (H100/H200) only; set TORCH_CUDA_ARCH_LIST to choose"
 fi

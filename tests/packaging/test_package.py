@@ -4,14 +4,21 @@ The cheap tests lay the package out as a wheel installs it (setup.py's
 build_py: sources, .mim/configs, .mim/tools, the start-up .pth; plus the
 kernels built in the checkout) in a fresh virtual environment that sees the
 shared environment's packages but not this checkout, and use it from a
-temporary folder. The slow test builds the real wheel (`pip wheel`,
-FORCE_CUDA=0: minutes on 2 cores), installs it there and trains through
-`mim train mmyolo` from outside the checkout.
+temporary folder. The slow tests build the real wheel (`pip wheel`) and
+install it there: one without the CUDA library (FORCE_CUDA=0: minutes on 2
+cores) trains through `mim train mmyolo` from outside the checkout; one with
+it, built in an environment of only PATH and HOME with nvcc reached through
+a wrapper script, loads both kernel libraries (about 8 minutes on 2 busy
+cores, for the default architectures). The CUDA toolkit detection that
+build relies on is tested quickly on a wrapper of the real nvcc and on a
+fake distribution layout.
 """
 import email
 import glob
 import importlib.util
+import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -194,3 +201,149 @@ def test_wheel_carries_kernels_and_configs_and_trains_with_mim_from_outside_the_
     assert (work / 'work' / 'epoch_1.pth').is_file()
     where = run_outside(python, ['-c', 'import mmyolo_dcnv3; print(mmyolo_dcnv3.__file__)'], cwd=work)
     assert where.stdout.startswith(os.path.join(venv_site, 'mmyolo_dcnv3')), where.stdout + where.stderr
+
+
+def executable(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def nvcc_wrapper(folder):
+    """``folder/bin/nvcc``: a script running this machine's nvcc, as /usr/local/bin/nvcc may be."""
+    real = shutil.which('nvcc')
+    if torch.version.cuda is None or real is None:
+        pytest.skip('needs a CUDA build of torch and an nvcc on PATH')
+    return executable(folder / 'bin' / 'nvcc', f'#!/bin/sh\nexec {real} "$@"\n')
+
+
+CUDA_BUILD_SEEN_BY_SETUP = """
+import json, setup, torch.utils.cpp_extension as cpp_extension
+guess = cpp_extension.CUDA_HOME
+cuda = next(e for e in setup.extensions() if e.name == 'mmyolo_dcnv3._C_cuda')
+print(json.dumps(dict(guess=guess, cuda_home=cpp_extension.CUDA_HOME, include_dirs=cuda.include_dirs,
+                      library_dirs=cuda.library_dirs)))
+"""
+
+
+def test_setup_builds_with_the_toolkit_behind_an_nvcc_wrapper_on_path(tmp_path):
+    wrapper = nvcc_wrapper(tmp_path)
+    env = dict(PATH=f'{wrapper.parent}:/usr/bin:/bin', HOME=os.environ.get('HOME', str(tmp_path)))
+    result = subprocess.run([sys.executable, '-c', CUDA_BUILD_SEEN_BY_SETUP], capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen['guess'] == str(tmp_path)  # torch's own guess: the folder above the wrapper's bin/
+    root = seen['cuda_home']
+    assert root != str(tmp_path) and f'the CUDA toolkit is {root}' in result.stderr
+    with open(os.path.join(root, 'bin', 'nvcc'), 'rb') as real_nvcc:
+        assert real_nvcc.read(4) == b'\x7fELF'  # the compiler itself, not a wrapper
+    assert any(os.path.isfile(os.path.join(d, 'cuda_runtime_api.h')) for d in seen['include_dirs'])
+    assert any(os.path.isfile(os.path.join(d, 'libcudart.so')) for d in seen['library_dirs'])
+
+
+def fake_distribution_nvcc(prefix, libraries):
+    """A Debian-like layout under ``prefix``: ``usr/bin/nvcc`` runs ``usr/lib/nvidia-cuda-toolkit/bin/nvcc``,
+    whose ``--dryrun`` names ``usr/include`` and the ``-L`` folders ``libraries`` (under ``usr``); the headers
+    and libcudart are in ``usr/include`` and ``usr/lib/x86_64-linux-gnu``, not under the toolkit's folder."""
+    usr = prefix / 'usr'
+    (usr / 'include').mkdir(parents=True)
+    (usr / 'include' / 'cuda_runtime_api.h').write_text('')
+    (usr / 'lib' / 'x86_64-linux-gnu').mkdir(parents=True)
+    (usr / 'lib' / 'x86_64-linux-gnu' / 'libcudart.so').write_text('')
+    here = usr / 'lib' / 'nvidia-cuda-toolkit' / 'bin'
+    link_flags = ' '.join(f'"-L{usr / folder}"' for folder in libraries)
+    executable(here / 'nvcc', f"""#!/bin/sh
+cat >&2 <<'END'
+#$ _HERE_={here}
+#$ TOP={here.parent}
+#$ INCLUDES="-I{usr / 'include'}"
+#$ LIBRARIES=  {link_flags}
+END
+""")
+    executable(usr / 'bin' / 'nvcc', f'#!/bin/sh\nexec {here / "nvcc"} "$@"\n')
+    return usr
+
+
+@pytest.fixture
+def torch_guessing_cuda_home(monkeypatch):
+    """Sets torch's CUDA_HOME as torch guesses it when no CUDA_HOME is in the environment."""
+    import torch.utils.cpp_extension as cpp_extension
+    for variable in ('CUDA_HOME', 'CUDA_PATH', 'PYTORCH_NVCC'):
+        monkeypatch.delenv(variable, raising=False)
+    return lambda guess: monkeypatch.setattr(cpp_extension, 'CUDA_HOME', str(guess))
+
+
+@pytest.mark.parametrize('libraries', [['lib/x86_64-linux-gnu'], []], ids=['named', 'system-default'])
+def test_setup_takes_a_distribution_nvccs_toolkit_folders_not_torchs_guess(
+        tmp_path, torch_guessing_cuda_home, capsys, libraries):
+    import torch.utils.cpp_extension as cpp_extension
+    usr = fake_distribution_nvcc(tmp_path, libraries)
+    torch_guessing_cuda_home(usr)  # the folder above /usr/bin/nvcc's bin/
+    setup_module = load_setup_module()
+    toolkit = setup_module.find_cuda_toolkit()
+    assert toolkit.root == os.path.realpath(usr / 'lib' / 'nvidia-cuda-toolkit')
+    assert toolkit.include_dirs == [os.path.realpath(usr / 'include')]
+    # Named folders are passed to the linker; with none, nvcc and the linker search the system's own.
+    assert toolkit.library_dirs == [os.path.realpath(usr / folder) for folder in libraries]
+    setup_module.build_with_cuda_toolkit(toolkit)
+    assert cpp_extension.CUDA_HOME == toolkit.root
+    assert f'the CUDA toolkit is {toolkit.root} (as {usr}/bin/nvcc says)' in capsys.readouterr().err
+
+
+def test_setup_keeps_an_explicit_cuda_home_and_still_asks_its_nvcc_for_the_folders(
+        tmp_path, torch_guessing_cuda_home, monkeypatch, capsys):
+    import torch.utils.cpp_extension as cpp_extension
+    usr = fake_distribution_nvcc(tmp_path, ['lib/x86_64-linux-gnu'])
+    torch_guessing_cuda_home(usr)
+    monkeypatch.setenv('CUDA_HOME', str(usr))  # which torch read on import
+    setup_module = load_setup_module()
+    toolkit = setup_module.find_cuda_toolkit()
+    assert toolkit.root == str(usr)
+    assert toolkit.library_dirs == [os.path.realpath(usr / 'lib' / 'x86_64-linux-gnu')]
+    setup_module.build_with_cuda_toolkit(toolkit)
+    assert cpp_extension.CUDA_HOME == str(usr) and capsys.readouterr().err == ''
+
+
+def test_setup_names_the_nvcc_and_the_fix_when_its_library_folders_lack_libcudart(
+        tmp_path, torch_guessing_cuda_home):
+    usr = fake_distribution_nvcc(tmp_path, ['lib'])
+    torch_guessing_cuda_home(usr)
+    expected = (f'{usr}/bin/nvcc --dryrun names no library folder with libcudart.so '
+                f'({os.path.realpath(usr / "lib")}); set CUDA_HOME to the CUDA toolkit')
+    with pytest.raises(SystemExit, match=re.escape(expected)):
+        load_setup_module().find_cuda_toolkit()
+
+
+@pytest.mark.slow
+def test_wheel_built_with_only_path_and_home_loads_its_cuda_library_outside_the_checkout(tmp_path):
+    """The README's `pip wheel` with nothing exported (no CUDA_HOME, no TORCH_CUDA_ARCH_LIST), nvcc a wrapper.
+
+    Built from a copy of the source tree: in the checkout, build/ may hold an up-to-date _C_cuda.so, and
+    setuptools would then skip the link this test is about.
+    """
+    wrapper = nvcc_wrapper(tmp_path / 'wrapper')
+    source = tmp_path / 'source'
+    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split('\0')
+    for name in listed:
+        if os.path.isfile(os.path.join(ROOT, name)):
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, name), source / name)
+    wheels = tmp_path / 'wheels'
+    built = subprocess.run(
+        ['env', '-i', f'PATH={wrapper.parent}:{os.environ["PATH"]}', f'HOME={os.environ.get("HOME", tmp_path)}',
+         sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation', '--no-deps', '-w', str(wheels), str(source)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=3600)
+    assert built.returncode == 0, (built.stdout + built.stderr)[-5000:]
+    wheel = next(wheels.glob('mmyolo_dcnv3-*.whl'))
+    assert 'mmyolo_dcnv3/_C_cuda.so' in zipfile.ZipFile(wheel).namelist()
+    python, venv_site = make_env_outside_checkout(tmp_path / 'venv')
+    installed = run_outside(sys.executable, ['-m', 'pip', '--python', python, 'install', '--no-deps', str(wheel)],
+                            cwd=tmp_path)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    loaded = run_outside(python, ['-c', 'import json, mmyolo_dcnv3.ops._library as lib; k = lib.compiled_kernels(); '
+                                  'print(json.dumps([lib.PACKAGE_DIR, sorted(k.devices), k.missing]))'], cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert json.loads(loaded.stdout) == [os.path.join(venv_site, 'mmyolo_dcnv3'), ['cpu', 'cuda'], {}]
