@@ -30,13 +30,15 @@ import os
 import re
 import shlex
 import shutil
+import site
 import subprocess
 import sys
 from dataclasses import dataclass
 
+import torch
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
-from torch.utils.cpp_extension import BuildExtension
+from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIG_SCOPE_PTH = 'mmyolo_dcnv3_config_scope.pth'
@@ -64,10 +66,9 @@ def cuda_requested(torch):
         if force not in ('0', '1'):
             raise SystemExit(f'FORCE_CUDA must be 0 or 1, got {force!r}')
         return force == '1'
-    from torch.utils.cpp_extension import CUDA_HOME
-    return torch.version.cuda is not None and CUDA_HOME is not None and (
+    return torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None and (
         shutil.which('nvcc') is not None
-        or os.path.exists(os.path.join(CUDA_HOME, 'bin', 'nvcc')))
+        or os.path.exists(os.path.join(cpp_extension.CUDA_HOME, 'bin', 'nvcc')))
 
 
 def nvcc_architectures(nvcc: str) -> list:
@@ -93,8 +94,8 @@ def choose_cuda_arch_list(torch) -> None:
     """
     if os.environ.get('TORCH_CUDA_ARCH_LIST') or torch.cuda.is_available():
         return
-    from torch.utils.cpp_extension import CUDA_HOME
-    nvcc = os.path.join(CUDA_HOME, 'bin', 'nvcc') if CUDA_HOME else shutil.which('nvcc')
+    nvcc = (os.path.join(cpp_extension.CUDA_HOME, 'bin', 'nvcc') if cpp_extension.CUDA_HOME
+            else shutil.which('nvcc'))
     arch_list = default_cuda_arch_list(nvcc_architectures(nvcc))
     os.environ['TORCH_CUDA_ARCH_LIST'] = arch_list
     print(f'setup.py: no GPU visible and TORCH_CUDA_ARCH_LIST not set: building the CUDA kernels for '
@@ -124,8 +125,7 @@ def find_cuda_toolkit() -> CudaToolkit:
     with and links from. So the toolkit root is taken from there, except that an explicitly set
     CUDA_HOME stays the root; the include and library folders always come from nvcc.
     """
-    from torch.utils.cpp_extension import CUDA_HOME
-    nvcc = os.environ.get('PYTORCH_NVCC') or os.path.join(CUDA_HOME or '', 'bin', 'nvcc')
+    nvcc = os.environ.get('PYTORCH_NVCC') or os.path.join(cpp_extension.CUDA_HOME or '', 'bin', 'nvcc')
     how_to_fix = ('set CUDA_HOME to the CUDA toolkit (the folder whose bin/nvcc is the compiler itself, '
                   'not a wrapper script)')
     try:
@@ -140,7 +140,7 @@ def find_cuda_toolkit() -> CudaToolkit:
         elif variable in flags:
             flags[variable] += shlex.split(value)
     if os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH'):
-        root = CUDA_HOME
+        root = cpp_extension.CUDA_HOME
     elif here:
         root = os.path.realpath(os.path.join(here, '..'))
     else:
@@ -171,7 +171,6 @@ def build_with_cuda_toolkit(toolkit: CudaToolkit) -> None:
 
     Setting the CUDA_HOME variable would be too late: torch reads it when cpp_extension is imported.
     """
-    import torch.utils.cpp_extension as cpp_extension
     if os.path.realpath(cpp_extension.CUDA_HOME or '') != os.path.realpath(toolkit.root):
         print(f'setup.py: the CUDA toolkit is {toolkit.root} (as {toolkit.nvcc} says), not the '
               f'CUDA_HOME torch guessed, {cpp_extension.CUDA_HOME}', file=sys.stderr)
@@ -193,8 +192,6 @@ def cuda_include_dirs(toolkit: CudaToolkit) -> list:
     entries (files or folders) missing from the toolkit, taken from the first
     wheel (``nvidia/cu*`` before the others) that has them.
     """
-    import site
-
     in_toolkit = {name for d in toolkit.include_dirs + toolkit.system_include_dirs if os.path.isdir(d)
                   for name in os.listdir(d)}
     wheel_dirs = []
@@ -221,9 +218,7 @@ def warn_if_isolated_torch(torch) -> None:
 
 
 def extensions():
-    import torch
     warn_if_isolated_torch(torch)
-    from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     std = cxx_standard(torch.__version__)
     common_include = [os.path.join(ROOT, 'csrc')]
@@ -235,10 +230,10 @@ def extensions():
         cxx_flags.append('-fopenmp')
         link_flags.append('-fopenmp')
     exts = [
-        CppExtension(
+        cpp_extension.CppExtension(
             'mmyolo_dcnv3._C',
             sources=sorted(glob.glob('csrc/*.cpp') + glob.glob('csrc/cpu/*.cpp')),
-            include_dirs=common_include,
+            include_dirs=list(common_include),  # the builder appends torch's folders to it
             extra_compile_args={'cxx': cxx_flags},
             extra_link_args=link_flags,
             depends=sorted(glob.glob('csrc/**/*.h', recursive=True)),
@@ -249,7 +244,7 @@ def extensions():
         build_with_cuda_toolkit(toolkit)
         choose_cuda_arch_list(torch)
         exts.append(
-            CUDAExtension(
+            cpp_extension.CUDAExtension(
                 'mmyolo_dcnv3._C_cuda',
                 sources=sorted(glob.glob('csrc/cuda/*.cu')),
                 include_dirs=common_include + cuda_include_dirs(toolkit),
@@ -312,7 +307,7 @@ if __name__ == '__main__':
         cmdclass={
             'build_py': BuildPyWithMimFolder,
             # Plain shared libraries loaded by torch.ops.load_library: no ABI suffix.
-            'build_ext': BuildExtension.with_options(no_python_abi_suffix=True),
+            'build_ext': cpp_extension.BuildExtension.with_options(no_python_abi_suffix=True),
         },
         # The op (mmyolo_dcnv3.ops) needs torch alone; the models, configs and tools need OpenMMLab.
         install_requires=['torch>=2.4'],

@@ -178,13 +178,13 @@ def main(argv=None):
                for label, recipe in MODELS.items()}
     work_dirs = {label: osp.join(args.out, 'work_dirs', osp.splitext(recipe)[0]) for label, recipe in MODELS.items()}
     phase('2/7 training ' + ', '.join(f'{label} (configs/demo/{MODELS[label]} -> {configs[label]}) -> '
-                                     f'{work_dirs[label]}' for label in MODELS))
+                                      f'{work_dirs[label]}' for label in MODELS))
     seconds = run_parallel({label: [sys.executable, tool('train.py'), configs[label], '--work-dir', work_dirs[label]]
                             for label in MODELS})
     for label in MODELS:
         results['models'][label] = dict(config=configs[label], work_dir_train=work_dirs[label],
-                                         train_minutes=seconds[label] / 60,
-                                         checkpoint=best_checkpoint(work_dirs[label]))
+                                        train_minutes=seconds[label] / 60,
+                                        checkpoint=best_checkpoint(work_dirs[label]))
 
     for label, r in results['models'].items():
         phase(f'3/7 COCO evaluation of {label}: {r["checkpoint"]}')

@@ -6,7 +6,9 @@
 #    "categories") and a folder of images per split, e.g.
 #        data/my_dataset/annotations/train.json   data/my_dataset/images/train/
 #        data/my_dataset/annotations/val.json     data/my_dataset/images/val/
-#    `class_name` must list the "categories" names you train on.
+#    `class_name` must list the "categories" names you train on, in the order
+#    of the file's "categories" (mmdet numbers the labels in that order and
+#    names them from `class_name`, so another order mislabels them).
 # 2. Edit the block "Your dataset and schedule" below (everything a new
 #    dataset needs is there). tools/train.py and tools/test.py also move
 #    the data with `--cfg-options data_root=/data/my_dataset/`; they stop
@@ -29,7 +31,7 @@ _base_ = '../yolov8_s_dcnv3_coco.py'
 
 # ---- Your dataset and schedule ------------------------------------------------------------
 data_root = 'data/my_dataset/'
-class_name = ('person', 'bicycle', 'car')  # the "categories" names to train on, in any order
+class_name = ('person', 'bicycle', 'car')  # the "categories" names to train on, in the file's order
 train_ann_file = 'annotations/train.json'  # relative to data_root
 train_image_dir = 'images/train/'
 val_ann_file = 'annotations/val.json'

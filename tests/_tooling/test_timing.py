@@ -25,9 +25,21 @@ def test_bad_counts_are_refused(repeat, warmup):
         interleaved_medians({'a': lambda: None}, repeat=repeat, warmup=warmup)
 
 
-def test_interleaved_times_keeps_every_round_in_order():
-    times = interleaved_times({'a': lambda: None, 'b': lambda: None}, repeat=4, warmup=0)
-    assert set(times) == {'a', 'b'} and all(len(t) == 4 and min(t) >= 0 for t in times.values())
+def test_interleaved_times_keeps_every_round_in_order(monkeypatch):
+    """On a scripted clock each call takes a known time: round k of 'a' k + 1 ms, of 'b' 10 (k + 1) ms."""
+    from mmyolo_dcnv3._tooling import timing
+    clock, calls = [0.0], {'a': 0, 'b': 0}
+    monkeypatch.setattr(timing.time, 'perf_counter', lambda: clock[0])
+
+    def call(name, unit):
+        def run():
+            calls[name] += 1
+            clock[0] += unit * calls[name] / 1e3
+        return run
+
+    times = interleaved_times({'a': call('a', 1), 'b': call('b', 10)}, repeat=4, warmup=1)
+    # The warm-up round ran first (1 ms and 10 ms) and is not among the times.
+    assert times == {'a': pytest.approx([2.0, 3.0, 4.0, 5.0]), 'b': pytest.approx([20.0, 30.0, 40.0, 50.0])}
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios():

@@ -239,6 +239,7 @@ def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
     assert metadata['classes'] == list(cfg.metainfo['classes'])
 
 
+@pytest.mark.integration
 def test_plain_yolov8_exports_too(toy, tmp_path):
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
@@ -277,14 +278,15 @@ def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
     assert not (tmp_path / 'x.onnx').exists()
 
 
+@pytest.mark.integration
 def test_export_tool_builds_the_exported_model_with_the_cfg_options(toy, tmp_path):
     """--cfg-options reach the exported graph, not only its metadata: with multi_label off each anchor keeps
     only its best class's score."""
     checkpoint = save_initialised_checkpoint(DCNV3_CONFIG, str(tmp_path / 'init.pth'), classes=TOY_CLASSES)
     out = tmp_path / 'single_label.onnx'
-    run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, checkpoint, '--out',
-         str(out), '--img-size', str(IMAGE_SIZE), *as_cli(dict(data_options(toy), **{'model.test_cfg.multi_label':
-                                                                                      False}))])
+    options = dict(data_options(toy), **{'model.test_cfg.multi_label': False})
+    run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, checkpoint, '--out', str(out), '--img-size', str(IMAGE_SIZE),
+         *as_cli(options)])
     assert read_metadata(str(out))['postprocess']['multi_label'] is False
     _, scores = OnnxModel(str(out))(np.random.default_rng(0).random((1, 3, IMAGE_SIZE, IMAGE_SIZE), np.float32))
     assert scores.shape[-1] == len(TOY_CLASSES)

@@ -3,9 +3,14 @@ import contextlib
 import dataclasses
 from typing import Tuple
 
+import pytest
 import torch
 
 from mmyolo_dcnv3.ops.validation import output_size
+
+# (dtype, rtol, atol) of the kernels against the float64 reference.
+REDUCED_PRECISION_TOLERANCES = [(torch.float32, 1e-4, 1e-5), (torch.float16, 5e-3, 5e-3),
+                                (torch.bfloat16, 3e-2, 3e-2)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +137,34 @@ def at_storage_offset_1(tensor):
     shifted.copy_(tensor)
     assert shifted.is_contiguous() and shifted.storage_offset() == 1
     return shifted
+
+
+def assert_misaligned_input_and_grad_output_give_the_aligned_result(forward_op, backward_op, device='cpu'):
+    """``forward_op``/``backward_op`` on an input and an output gradient one element into their storage (so the
+    kernels must fall back to narrower loads) give what the op gives on aligned tensors of the same values."""
+    case = Case(group=2, group_channels=8)
+    input, offset, mask = case.tensors(dtype=torch.float32, device=device)
+    grad_output = torch.randn(case.batch, *case.out_size, 16, device=device)
+    shifted_input, shifted_grad_output = at_storage_offset_1(input), at_storage_offset_1(grad_output)
+    ops = torch.ops.mmyolo_dcnv3
+    torch.testing.assert_close(forward_op(shifted_input, offset, mask, *case.op_args()),
+                               ops.dcnv3_forward(input, offset, mask, *case.op_args()))
+    expected = ops.dcnv3_backward(input, offset, mask, grad_output, *case.op_args())
+    for inputs in ((shifted_input, offset, mask, grad_output), (input, offset, mask, shifted_grad_output)):
+        for actual, wanted in zip(backward_op(*inputs, *case.op_args()), expected):
+            torch.testing.assert_close(actual, wanted, rtol=1e-4, atol=1e-5)
+
+
+def assert_refuses_an_empty_output(forward_op, backward_op, device='cpu'):
+    """The kernels floor the output size like Python and refuse an input too small for its kernel, naming
+    the output size, rather than writing nothing."""
+    input, offset, mask, *args = (t.to(device) if isinstance(t, torch.Tensor) else t
+                                  for t in too_small_for_its_kernel())
+    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
+        forward_op(input, offset, mask, *args)
+    grad_output = torch.zeros(1, 1, 2, 4, dtype=torch.float64, device=device)
+    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
+        backward_op(input, offset, mask, grad_output, *args)
 
 
 def too_small_for_its_kernel():

@@ -10,16 +10,7 @@ import torch
 
 from mmyolo_dcnv3.ops import dcnv3
 from mmyolo_dcnv3.ops._library import compiled_kernels
-from tests.ops.dcnv3_testing import (
-    WARP_SHUFFLE_LIMITS,
-    Case,
-    assert_samples_the_right_neighbour,
-    at_storage_offset_1,
-    deterministic_algorithms,
-    forward_and_grads,
-    sweep_cases,
-    too_small_for_its_kernel,
-)
+from tests.ops import dcnv3_testing as testing
 from tests.ops.test_dcnv3_cpu import assert_matches_reference, compiled
 
 REPOSITORY_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,18 +23,18 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize('case', sweep_cases(), ids=str)
+@pytest.mark.parametrize('case', testing.sweep_cases(), ids=str)
 def test_cuda_kernel_matches_reference_in_float64(case):
     assert_matches_reference(case, device='cuda')
 
 
 EXTRA_SHAPES = [
-    Case(group=1, group_channels=512, height=6, width=5),
-    Case(group=2, group_channels=257, height=5, width=6),
-    Case(group=3, group_channels=7, kernel=(7, 7), pad=(3, 3)),
-    Case(group=2, group_channels=6, kernel=(4, 6), pad=(1, 2), stride=(2, 3)),
-    Case(group=2, group_channels=12, kernel=(7, 1), pad=(3, 0), dilation=(2, 1)),
-    Case(batch=7, group=4, group_channels=16, im2col_step=3),
+    testing.Case(group=1, group_channels=512, height=6, width=5),
+    testing.Case(group=2, group_channels=257, height=5, width=6),
+    testing.Case(group=3, group_channels=7, kernel=(7, 7), pad=(3, 3)),
+    testing.Case(group=2, group_channels=6, kernel=(4, 6), pad=(1, 2), stride=(2, 3)),
+    testing.Case(group=2, group_channels=12, kernel=(7, 1), pad=(3, 0), dilation=(2, 1)),
+    testing.Case(batch=7, group=4, group_channels=16, im2col_step=3),
 ]
 
 
@@ -52,28 +43,26 @@ def test_cuda_kernel_wide_groups_and_unusual_kernels(case):
     assert_matches_reference(case, device='cuda')
 
 
-@pytest.mark.parametrize('dtype,rtol,atol', [(torch.float32, 1e-4, 1e-5),
-                                             (torch.float16, 5e-3, 5e-3),
-                                             (torch.bfloat16, 3e-2, 3e-2)])
+@pytest.mark.parametrize('dtype,rtol,atol', testing.REDUCED_PRECISION_TOLERANCES)
 @pytest.mark.parametrize('group_channels', [1, 2, 4, 8, 16, 24, 300])
 def test_cuda_kernel_reduced_precision(dtype, rtol, atol, group_channels):
-    case = Case(group=2, group_channels=group_channels, stride=(2, 1), pad=(1, 2))
+    case = testing.Case(group=2, group_channels=group_channels, stride=(2, 1), pad=(1, 2))
     assert_matches_reference(case, dtype=dtype, rtol=rtol, atol=atol, device='cuda')
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 def test_cpu_and_cuda_agree(dtype):
-    case = Case(batch=3, height=20, width=17, group=4, group_channels=16, offset_std=2.0)
+    case = testing.Case(batch=3, height=20, width=17, group=4, group_channels=16, offset_std=2.0)
     tensors = case.tensors(dtype=dtype)
-    on_cpu = forward_and_grads(compiled, case, tensors)
-    on_cuda = forward_and_grads(compiled, case, [t.cuda() for t in tensors])
+    on_cpu = testing.forward_and_grads(compiled, case, tensors)
+    on_cuda = testing.forward_and_grads(compiled, case, [t.cuda() for t in tensors])
     tol = 1e-12 if dtype == torch.float64 else 1e-4
     for a, b in zip(on_cpu, on_cuda):
         torch.testing.assert_close(b.cpu(), a, rtol=tol, atol=tol)
 
 
 def test_cuda_gradcheck_and_opcheck():
-    case = Case(batch=2, height=5, width=6, group=2, group_channels=4, offset_std=1.5)
+    case = testing.Case(batch=2, height=5, width=6, group=2, group_channels=4, offset_std=1.5)
     tensors = case.tensors(device='cuda', requires_grad=True)
     assert torch.autograd.gradcheck(lambda *t: dcnv3(*t, *case.op_args()), tensors)
     torch.library.opcheck(torch.ops.mmyolo_dcnv3.dcnv3_forward.default, (*tensors, *case.op_args()))
@@ -83,9 +72,9 @@ def test_cuda_gradcheck_and_opcheck():
                           (*[t.detach() for t in tensors], grad_output, *case.op_args()))
 
 
-@pytest.mark.parametrize('dtype,group_channels,rtol,atol', WARP_SHUFFLE_LIMITS)
+@pytest.mark.parametrize('dtype,group_channels,rtol,atol', testing.WARP_SHUFFLE_LIMITS)
 def test_cuda_kernel_at_the_warp_shuffle_limits(dtype, group_channels, rtol, atol):
-    case = Case(batch=2, height=6, width=7, group=2, group_channels=group_channels, offset_std=1.5)
+    case = testing.Case(batch=2, height=6, width=7, group=2, group_channels=group_channels, offset_std=1.5)
     assert_matches_reference(case, dtype=dtype, rtol=rtol, atol=atol, device='cuda')
 
 
@@ -96,7 +85,7 @@ SHUFFLED = [(torch.float32, 16), (torch.float32, 128), (torch.float64, 64), (tor
 
 @pytest.mark.parametrize('dtype,group_channels', SHUFFLED)
 def test_cuda_backward_twice_gives_bitwise_equal_offset_and_mask_gradients(dtype, group_channels):
-    case = Case(batch=2, height=24, width=24, group=2, group_channels=group_channels, offset_std=1.0)
+    case = testing.Case(batch=2, height=24, width=24, group=2, group_channels=group_channels, offset_std=1.0)
     input, offset, mask = case.tensors(dtype=dtype, device='cuda')
     grad_output = torch.randn(case.batch, *case.out_size, 2 * group_channels, device='cuda').to(dtype)
     backward = torch.ops.mmyolo_dcnv3.dcnv3_backward
@@ -112,41 +101,27 @@ def test_cuda_backward_twice_gives_bitwise_equal_offset_and_mask_gradients(dtype
     (16, 'grad_input is accumulated with atomicAdd'),
     (24, 'grad_input, grad_offset and grad_mask are accumulated with atomicAdd')])
 def test_cuda_backward_is_refused_in_deterministic_mode(group_channels, atomic_gradients):
-    case = Case(group=2, group_channels=group_channels)
+    case = testing.Case(group=2, group_channels=group_channels)
     tensors = case.tensors(dtype=torch.float32, device='cuda', requires_grad=True)
     expected = re.escape(f'mmyolo_dcnv3::dcnv3_backward on CUDA ({atomic_gradients})')
-    with deterministic_algorithms():
+    with testing.deterministic_algorithms():
         output = dcnv3(*tensors, *case.op_args())  # the forward uses no atomics
         with pytest.raises(RuntimeError, match=expected):
             output.sum().backward()
-    with deterministic_algorithms(warn_only=True):
+    with testing.deterministic_algorithms(warn_only=True):
         with pytest.warns(UserWarning, match=expected):
             dcnv3(*tensors, *case.op_args()).sum().backward()
 
 
 def test_cuda_misaligned_input_and_grad_output_fall_back_to_narrower_loads():
-    case = Case(group=2, group_channels=8)
-    input, offset, mask = case.tensors(dtype=torch.float32, device='cuda')
-    grad_output = torch.randn(case.batch, *case.out_size, 16, device='cuda')
-    shifted_input, shifted_grad_output = at_storage_offset_1(input), at_storage_offset_1(grad_output)
     ops = torch.ops.mmyolo_dcnv3
-    torch.testing.assert_close(ops.dcnv3_forward(shifted_input, offset, mask, *case.op_args()),
-                               ops.dcnv3_forward(input, offset, mask, *case.op_args()))
-    expected = ops.dcnv3_backward(input, offset, mask, grad_output, *case.op_args())
-    for inputs in ((shifted_input, offset, mask, grad_output), (input, offset, mask, shifted_grad_output)):
-        for actual, wanted in zip(ops.dcnv3_backward(*inputs, *case.op_args()), expected):
-            torch.testing.assert_close(actual, wanted, rtol=1e-4, atol=1e-5)
+    testing.assert_misaligned_input_and_grad_output_give_the_aligned_result(ops.dcnv3_forward, ops.dcnv3_backward,
+                                                                            device='cuda')
 
 
 def test_cuda_output_size_is_floored_like_python():
-    input, offset, mask, *args = (t.cuda() if isinstance(t, torch.Tensor) else t
-                                  for t in too_small_for_its_kernel())
     ops = torch.ops.mmyolo_dcnv3
-    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
-        ops.dcnv3_forward(input, offset, mask, *args)
-    with pytest.raises(RuntimeError, match='too small .* the output would be 0x2'):
-        ops.dcnv3_backward(input, offset, mask, torch.zeros(1, 1, 2, 4, dtype=torch.float64, device='cuda'),
-                           *args)
+    testing.assert_refuses_an_empty_output(ops.dcnv3_forward, ops.dcnv3_backward, device='cuda')
 
 
 def check_kernels_run_on_the_current_stream():
@@ -154,7 +129,7 @@ def check_kernels_run_on_the_current_stream():
     after a long sleep on that stream: a kernel launched on any other stream
     would read the NaNs written before the sleep. Only device-to-device work
     is queued, so the host never waits for the sleep."""
-    case = Case(batch=2, height=16, width=16, group=4, group_channels=16)
+    case = testing.Case(batch=2, height=16, width=16, group=4, group_channels=16)
     ops = torch.ops.mmyolo_dcnv3
     tensors = case.tensors(dtype=torch.float32, device='cuda')
     grad_output = torch.randn(case.batch, *case.out_size, 64, device='cuda')
@@ -191,12 +166,12 @@ def test_cuda_kernels_run_on_the_callers_stream():
 def test_cuda_on_a_second_gpu():
     if torch.cuda.device_count() < 2:
         pytest.skip('needs two GPUs (tools/gpu_check.sh deselects this test on one)')
-    case = Case(group=4, group_channels=16)
+    case = testing.Case(group=4, group_channels=16)
     tensors = case.tensors(device='cuda:1')
     with torch.cuda.device(0):  # the current device is not the tensors'
-        actual = forward_and_grads(compiled, case, tensors)
+        actual = testing.forward_and_grads(compiled, case, tensors)
     assert all(t.device == torch.device('cuda:1') for t in actual)
-    expected = forward_and_grads(compiled, case, [t.cpu() for t in tensors])
+    expected = testing.forward_and_grads(compiled, case, [t.cpu() for t in tensors])
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a.cpu(), e, rtol=1e-12, atol=1e-12)
 
@@ -209,4 +184,4 @@ def test_cuda_tensors_of_more_than_2_31_elements():
         pytest.skip('needs about 40 GB of free GPU memory')
     assert 5800 * 5800 * 64 > 2**31
     ops = torch.ops.mmyolo_dcnv3
-    assert_samples_the_right_neighbour(ops.dcnv3_forward, ops.dcnv3_backward, size=5800, device='cuda')
+    testing.assert_samples_the_right_neighbour(ops.dcnv3_forward, ops.dcnv3_backward, size=5800, device='cuda')

@@ -4,14 +4,13 @@ The cheap tests lay the package out as a wheel installs it (setup.py's
 build_py: sources, .mim/configs, .mim/tools, the start-up .pth; plus the
 kernels built in the checkout) in a fresh virtual environment that sees the
 shared environment's packages but not this checkout, and use it from a
-temporary folder. The slow tests build the real wheel (`pip wheel`) and
-install it there: one without the CUDA library (FORCE_CUDA=0: minutes on 2
-cores) trains through `mim train mmyolo` from outside the checkout; one with
-it, built in an environment of only PATH and HOME with nvcc reached through
-a wrapper script, loads both kernel libraries (about 8 minutes on 2 busy
-cores, for the default architectures). The CUDA toolkit detection that
-build relies on is tested quickly on a wrapper of the real nvcc and on a
-fake distribution layout.
+temporary folder. The integration test builds the real wheel (`pip wheel`) in
+an environment of only PATH and HOME with nvcc reached through a wrapper script
+(about 6 minutes on 2 cores, for the default GPU architectures), installs it
+there, loads both kernel libraries, trains through `mim train mmyolo` from
+outside the checkout and runs installed tools, which must write only into the
+working directory. The CUDA toolkit detection that build relies on is tested
+quickly on a wrapper of the real nvcc and on a fake distribution layout.
 """
 import email
 import glob
@@ -56,8 +55,9 @@ def make_env_outside_checkout(path):
     return os.path.join(str(path), 'bin', 'python'), venv_site
 
 
-def run_outside(python, args, cwd, **kwargs):
+def run_outside(python, args, cwd, extra_env=None, **kwargs):
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env.update(extra_env or {})
     return subprocess.run([python, *args], capture_output=True, text=True, cwd=cwd, env=env, **kwargs)
 
 
@@ -160,47 +160,6 @@ def test_setup_sets_and_announces_an_arch_list_only_when_no_gpu_is_visible_and_n
         # torch's builder accepts the list: no IndexError from asking an absent GPU.
         flags = cpp_extension._get_cuda_arch_flags()
         assert '-gencode=arch=compute_90,code=sm_90' in flags
-
-
-@pytest.mark.slow
-def test_wheel_carries_kernels_and_configs_and_trains_with_mim_from_outside_the_checkout(tmp_path, toy_coco):
-    wheels = tmp_path / 'wheels'
-    run_command([sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation', '--no-deps', '-w', str(wheels),
-                 ROOT], env=dict(FORCE_CUDA='0'), timeout=1800)
-    wheel = next(wheels.glob('mmyolo_dcnv3-*.whl'))
-    names = zipfile.ZipFile(wheel).namelist()
-    for required in ('mmyolo_dcnv3/_C.so', 'mmyolo_dcnv3/.mim/configs/yolov8_s_dcnv3_coco.py',
-                     'mmyolo_dcnv3/.mim/tools/train.py', 'mmyolo_dcnv3_config_scope.py',
-                     'mmyolo_dcnv3_config_scope.pth'):
-        assert required in names, required
-    assert any(n.endswith('.dist-info/licenses/LICENSE') or n.endswith('.dist-info/LICENSE') for n in names)
-    python, venv_site = make_env_outside_checkout(tmp_path / 'venv')
-    # Without the checkout on PYTHONPATH: pip wheel left mmyolo_dcnv3.egg-info there, and pip would take
-    # that for an installed copy of the same version and skip the wheel.
-    installed = run_outside(sys.executable, ['-m', 'pip', '--python', python, 'install', '--no-deps', str(wheel)],
-                            cwd=tmp_path)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert os.path.isfile(os.path.join(venv_site, 'mmyolo_dcnv3_config_scope.pth')), installed.stdout
-    work = tmp_path / 'my_project'
-    work.mkdir()
-    ann = toy_coco + 'annotations/instances_val.json'
-    (work / 'my_config.py').write_text(
-        "_base_ = 'mmyolo_dcnv3::demo/yolov8_n_dcnv3_toy.py'\n"
-        f"data_root = '{toy_coco}'\n"
-        "train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, "
-        "dataset=dict(data_root=data_root))\n"
-        "val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))\n"
-        "test_dataloader = val_dataloader\n"
-        f"val_evaluator = dict(ann_file='{ann}')\ntest_evaluator = val_evaluator\n"
-        "train_cfg = dict(max_epochs=1, val_interval=1)\n")
-    result = run_outside(python, ['-m', 'mim', 'train', 'mmyolo', 'my_config.py', '--gpus', '0',
-                                  '--work-dir', 'work'], cwd=work, timeout=900)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-5000:]
-    assert 'Epoch(train) [1][2/2]' in log and 'coco/bbox_mAP' in log
-    assert (work / 'work' / 'epoch_1.pth').is_file()
-    where = run_outside(python, ['-c', 'import mmyolo_dcnv3; print(mmyolo_dcnv3.__file__)'], cwd=work)
-    assert where.stdout.startswith(os.path.join(venv_site, 'mmyolo_dcnv3')), where.stdout + where.stderr
 
 
 def executable(path, text):
@@ -316,9 +275,28 @@ def test_setup_names_the_nvcc_and_the_fix_when_its_library_folders_lack_libcudar
         load_setup_module().find_cuda_toolkit()
 
 
-@pytest.mark.slow
-def test_wheel_built_with_only_path_and_home_loads_its_cuda_library_outside_the_checkout(tmp_path):
-    """The README's `pip wheel` with nothing exported (no CUDA_HOME, no TORCH_CUDA_ARCH_LIST), nvcc a wrapper.
+USER_TOY_CONFIG = """_base_ = 'mmyolo_dcnv3::demo/yolov8_n_dcnv3_toy.py'
+data_root = '{root}'
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file='{root}annotations/instances_val.json')
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1, val_interval=1)
+"""
+
+
+def files_under(folder):
+    return {os.path.join(path, name) for path, _, names in os.walk(folder) for name in names}
+
+
+@pytest.mark.integration
+def test_wheel_built_with_only_path_and_home_installs_trains_and_writes_only_into_the_working_directory(
+        tmp_path, toy_coco):
+    """The README's `pip wheel` with nothing exported (no CUDA_HOME, no TORCH_CUDA_ARCH_LIST; nvcc a wrapper
+    script on PATH), the wheel installed outside the checkout: its CUDA library loads, `mim train mmyolo`
+    trains a user's config inheriting `mmyolo_dcnv3::`, and its tools write data, work dirs and outputs into
+    the working directory, nothing into site-packages.
 
     Built from a copy of the source tree: in the checkout, build/ may hold an up-to-date _C_cuda.so, and
     setuptools would then skip the link this test is about.
@@ -338,12 +316,47 @@ def test_wheel_built_with_only_path_and_home_loads_its_cuda_library_outside_the_
         capture_output=True, text=True, cwd=tmp_path, timeout=3600)
     assert built.returncode == 0, (built.stdout + built.stderr)[-5000:]
     wheel = next(wheels.glob('mmyolo_dcnv3-*.whl'))
-    assert 'mmyolo_dcnv3/_C_cuda.so' in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in ('mmyolo_dcnv3/_C.so', 'mmyolo_dcnv3/_C_cuda.so',
+                     'mmyolo_dcnv3/.mim/configs/yolov8_s_dcnv3_coco.py', 'mmyolo_dcnv3/.mim/tools/train.py',
+                     'mmyolo_dcnv3/.mim/tools/deployment/export_onnx.py', 'mmyolo_dcnv3_config_scope.py',
+                     'mmyolo_dcnv3_config_scope.pth'):
+        assert required in names, required
+    assert any(n.endswith('.dist-info/licenses/LICENSE') or n.endswith('.dist-info/LICENSE') for n in names)
+
     python, venv_site = make_env_outside_checkout(tmp_path / 'venv')
+    # Without the checkout on PYTHONPATH: pip wheel may leave mmyolo_dcnv3.egg-info there, and pip would take
+    # that for an installed copy of the same version and skip the wheel.
     installed = run_outside(sys.executable, ['-m', 'pip', '--python', python, 'install', '--no-deps', str(wheel)],
                             cwd=tmp_path)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert os.path.isfile(os.path.join(venv_site, 'mmyolo_dcnv3_config_scope.pth')), installed.stdout
     loaded = run_outside(python, ['-c', 'import json, mmyolo_dcnv3.ops._library as lib; k = lib.compiled_kernels(); '
                                   'print(json.dumps([lib.PACKAGE_DIR, sorted(k.devices), k.missing]))'], cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert json.loads(loaded.stdout) == [os.path.join(venv_site, 'mmyolo_dcnv3'), ['cpu', 'cuda'], {}]
+
+    installed_files = files_under(venv_site)
+    work = tmp_path / 'my_project'
+    work.mkdir()
+    (work / 'my_config.py').write_text(USER_TOY_CONFIG.format(root=toy_coco))
+    env = dict(PYTHONDONTWRITEBYTECODE='1')  # bytecode caches aside, nothing may be written into site-packages
+    result = run_outside(python, ['-m', 'mim', 'train', 'mmyolo', 'my_config.py', '--gpus', '0',
+                                  '--work-dir', 'work'], cwd=work, timeout=900, extra_env=env)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-5000:]
+    assert 'Epoch(train) [1][2/2]' in log and 'coco/bbox_mAP' in log
+    assert (work / 'work' / 'epoch_1.pth').is_file()
+    # The installed tools' defaults: data/, outputs/ and work dirs under the working directory.
+    tools = os.path.join(venv_site, 'mmyolo_dcnv3', '.mim', 'tools')
+    result = run_outside(python, [os.path.join(tools, 'image_demo.py'), 'my_config.py', 'work/epoch_1.pth',
+                                  toy_coco + 'val'], cwd=work, timeout=600, extra_env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert len(list((work / 'outputs' / 'image_demo' / 'vis').iterdir())) == 4
+    result = run_outside(python, [os.path.join(tools, 'analysis_tools', 'ablate_dcnv3_placement.py'), '--variants',
+                                  'plain', '--seeds', '0', '--epochs', '1', '--train-images', '4', '--val-images', '2',
+                                  '--img-size', '64', '--latency-images', '1'], cwd=work, timeout=900, extra_env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert (work / 'data' / 'toy_coco' / 'annotations' / 'instances_val.json').is_file()
+    assert (work / 'outputs' / 'ablation' / 'toy-shapes' / 'results.md').is_file()
+    assert files_under(venv_site) == installed_files

@@ -12,6 +12,7 @@ from tests.conftest import ROOT, run_command, user_dataset
 TOOL = os.path.join(ROOT, 'tools', 'analysis_tools', 'ablate_dcnv3_placement.py')
 
 
+@pytest.mark.integration
 def test_shortened_ablation_on_a_user_dataset_writes_table_plot_and_skips_finished_runs(toy_coco, tmp_path):
     dataset = user_dataset(toy_coco, tmp_path, img_scale=(128, 128))
     out = tmp_path / 'ablation'

@@ -50,9 +50,9 @@ def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
     (OP_BENCHMARK, ['--device', 'cpu', '--repeat', '0'], '--repeat must be >= 1, got 0'),
     (MODEL_BENCHMARK, ['--img-size', '100'], '--img-size takes one or two sizes (height [width]), positive '
      'multiples of 32, got 100'),
-    (MODEL_BENCHMARK, ['--repeat', '0'], '--repeat must be >= 1, got 0'),
+    (MODEL_BENCHMARK, ['--repeat', '0'], '--repeat must be at least 1, got 0'),
     (ONNX_BENCHMARK, ['--img-size', '640', '100'], 'positive multiples of 32, got 640 100'),
-    (ONNX_BENCHMARK, ['--repeat', '0'], '--repeat and --threads must be at least 1'),
+    (ONNX_BENCHMARK, ['--threads', '0'], '--threads must be at least 1, got 0'),
 ])
 def test_benchmarks_reject_bad_arguments(tool, args, message):
     result = run([sys.executable, tool, *args], check=False)

@@ -38,12 +38,14 @@ def mim_trained(toy_coco, tmp_path_factory):
     return work_dir, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_mim_train_runs_two_iterations_and_writes_a_checkpoint(mim_trained):
     work_dir, log = mim_trained
     assert 'Epoch(train) [1][2/2]' in log
     assert os.path.isfile(os.path.join(work_dir, 'epoch_1.pth'))
 
 
+@pytest.mark.integration
 def test_mim_test_loads_the_checkpoint_and_prints_coco_metrics(mim_trained, toy_coco):
     work_dir, _ = mim_trained
     result = run([os.path.join(BIN, 'mim'), 'test', 'mmyolo', CONFIG, '--checkpoint',
@@ -52,6 +54,7 @@ def test_mim_test_loads_the_checkpoint_and_prints_coco_metrics(mim_trained, toy_
     assert len(coco_summary_lines(result.stdout + result.stderr)) == COCO_LINES
 
 
+@pytest.mark.integration
 def test_tools_test_prints_coco_metrics_and_writes_predictions(mim_trained, toy_coco, tmp_path):
     work_dir, _ = mim_trained
     result = run([sys.executable, os.path.join(TOOLS, 'test.py'), CONFIG, os.path.join(work_dir, 'epoch_1.pth'),
@@ -62,6 +65,7 @@ def test_tools_test_prints_coco_metrics_and_writes_predictions(mim_trained, toy_
     assert (tmp_path / 'pred.bbox.json').is_file() and (tmp_path / 'pred.pkl').is_file()
 
 
+@pytest.mark.integration
 def test_resume_continues_from_the_checkpoint(mim_trained, toy_coco, tmp_path):
     import shutil
     work_dir, _ = mim_trained
@@ -75,6 +79,7 @@ def test_resume_continues_from_the_checkpoint(mim_trained, toy_coco, tmp_path):
     assert (resumed_dir / 'epoch_2.pth').is_file()
 
 
+@pytest.mark.integration
 def test_training_twice_with_the_config_seed_gives_identical_weights(toy_coco, tmp_path):
     # The demo configs set randomness.seed: data order, augmentations (in a
     # worker process) and initial weights repeat, and the CPU kernels are
@@ -90,6 +95,7 @@ def test_training_twice_with_the_config_seed_gives_identical_weights(toy_coco, t
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.integration
 def test_two_process_gloo_training_ends_with_identical_weights(toy_coco, tmp_path):
     config = tmp_path / 'ddp_config.py'
     config.write_text(f"_base_ = '{CONFIG}'\n"

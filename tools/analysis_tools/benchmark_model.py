@@ -23,33 +23,29 @@ import sys
 import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers the modules)
-from mmyolo_dcnv3._tooling.benchmarks import YOLOV8_SIZES, yolov8_configs
+from mmyolo_dcnv3._tooling.benchmarks import (
+    add_model_benchmark_arguments,
+    check_model_benchmark_arguments,
+    yolov8_configs,
+)
 from mmyolo_dcnv3._tooling.timing import interleaved_times, medians, paired_ratio
-from mmyolo_dcnv3.utils.cli import add_img_size_argument, parse_img_size
 from mmyolo_dcnv3.utils.complexity import model_complexity
 from mmyolo_dcnv3.utils.config import build_detector, load_config
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--sizes', nargs='+', choices=YOLOV8_SIZES, default=['n', 's'],
-                        help='YOLOv8 sizes to compare (default: n s)')
-    add_img_size_argument(parser, 'default: 640')
+    add_model_benchmark_arguments(parser, repeat=5, threads=None, threads_help="torch CPU threads (default: torch's)")
     parser.add_argument('--batch-size', type=int, default=2, help='training batch (default: 2)')
-    parser.add_argument('--repeat', type=int, default=5, help='timed rounds (default: 5)')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first (default: 1)')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s)')
     parser.add_argument('--profile', action='store_true',
                         help='also print the DCNv3 models\' top operators in one training step')
     args = parser.parse_args(argv)
-    args.img_size = parse_img_size(parser, args.img_size) or (640, 640)
-    for name in ('batch_size', 'repeat'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    check_model_benchmark_arguments(parser, args)
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be at least 1, got {args.batch_size}')
     if args.warmup < 0:
-        parser.error(f'--warmup must be >= 0, got {args.warmup}')
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
+        parser.error(f'--warmup must be at least 0, got {args.warmup}')
     return args
 
 

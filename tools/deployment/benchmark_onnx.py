@@ -23,24 +23,22 @@ import tempfile
 import torch
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
-from mmyolo_dcnv3._tooling.benchmarks import YOLOV8_SIZES, yolov8_configs
+from mmyolo_dcnv3._tooling.benchmarks import (
+    add_model_benchmark_arguments,
+    check_model_benchmark_arguments,
+    yolov8_configs,
+)
 from mmyolo_dcnv3._tooling.timing import interleaved_times, medians, paired_ratio
-from mmyolo_dcnv3.utils.cli import add_img_size_argument, parse_img_size
 from mmyolo_dcnv3.utils.config import build_detector, load_config
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--sizes', nargs='+', choices=YOLOV8_SIZES, default=['n', 's'],
-                        help='YOLOv8 sizes (default n s)')
-    add_img_size_argument(parser, 'default 640')
-    parser.add_argument('--repeat', type=int, default=30, help='timed runs of each variant (default 30)')
-    parser.add_argument('--threads', type=int, default=2, help='CPU threads of torch and ONNX Runtime (default 2)')
+    add_model_benchmark_arguments(parser, repeat=30, threads=2,
+                                  threads_help='CPU threads of torch and ONNX Runtime (default 2)')
     parser.add_argument('--json', help='also write the results to this JSON file')
     args = parser.parse_args(argv)
-    args.img_size = parse_img_size(parser, args.img_size) or (640, 640)
-    if args.repeat < 1 or args.threads < 1:
-        parser.error('--repeat and --threads must be at least 1')
+    check_model_benchmark_arguments(parser, args)
     return args
 
 
