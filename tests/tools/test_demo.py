@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT, run_command
 
 pytestmark = pytest.mark.integration
-EPOCHS = 100  # one iteration each: 8 images, batch 8
+EPOCHS = 150  # one iteration each: 8 images, batch 8
 
 
 @pytest.fixture
