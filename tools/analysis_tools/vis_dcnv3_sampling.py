@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 import mmyolo_dcnv3  # noqa: F401
-from mmyolo_dcnv3.apis.inference import load_detector, network_input, predict
+from mmyolo_dcnv3.apis import load_detector, network_input, predict
 from mmyolo_dcnv3.models import DCNv3
+from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
 
 
 def parse_args(argv=None):
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument('--layer', help='name of a DCNv3 layer (default: the first one)')
     parser.add_argument('--points', nargs='+', metavar='X,Y', help='output pixels to show, in image pixels')
     parser.add_argument('--list-layers', action='store_true', help='print the DCNv3 layers and exit')
+    add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     for name in ('config', 'checkpoint', 'image'):
         if not os.path.isfile(getattr(args, name)):
@@ -102,7 +104,7 @@ def draw(canvas, x, y, weight, stride, pixels, zoom):
 
 def main(argv=None):
     args = parse_args(argv)
-    model, pipeline = load_detector(args.config, args.checkpoint)
+    model, pipeline = load_detector(args.config, args.checkpoint, cfg_options=args.cfg_options)
     layers = dcnv3_layers(model)
     if not layers:
         raise SystemExit(f'{args.config}: the model has no DCNv3 layer')
