@@ -1,4 +1,5 @@
-"""Shared fixtures: the toy COCO dataset and a subprocess runner for the command lines."""
+"""Shared fixtures: the toy COCO dataset, a subprocess runner for the command lines, the tools in-process."""
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,6 +19,27 @@ def run_command(args, env=None, check=True, timeout=900, cwd=None):
         raise AssertionError(f'{" ".join(map(str, args))} failed ({result.returncode}):\n'
                              f'{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
     return result
+
+
+def load_tool(relative):
+    """A tool of tools/ (e.g. ``'deployment/export_onnx.py'``) as a module, to call its ``parse_args`` or
+    ``main`` in-process: the same code as the command line, without a new interpreter for each refusal."""
+    path = os.path.join(ROOT, 'tools', relative)
+    spec = importlib.util.spec_from_file_location('tools_' + relative[:-3].replace('/', '_'), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def refusal(capsys, call, *args):
+    """The error output of ``call(*args)``, which must stop with exit status 2 (argparse's, or a tool's own)."""
+    try:
+        status = call(*args)
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    assert status == 2, (status, captured.err[-3000:])
+    return captured.err
 
 
 @pytest.fixture(scope='session')

@@ -80,11 +80,13 @@ def dataset_meta(cfg: Config, checkpoint: Optional[dict] = None) -> dict:
     metainfo = dict(dataset.get('metainfo') or {})
     if metainfo.get('classes'):
         return metainfo
-    from mmengine.registry import DATASETS, init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    from mmengine.registry import DATASETS
     dataset_type = dataset.get('type')
-    dataset_class = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else dataset_type
-    metainfo = dict(getattr(dataset_class, 'METAINFO', {}))
+    if isinstance(dataset_type, str):
+        # The config scope's own registry (mmyolo's, mmdet's), as building the dataset would use.
+        with DATASETS.switch_scope_and_registry(cfg.get('default_scope', 'mmdet')) as registry:
+            dataset_type = registry.get(dataset_type)
+    metainfo = dict(getattr(dataset_type, 'METAINFO', {}))
     if not metainfo.get('classes'):
         raise ValueError("the checkpoint has no meta.dataset_meta and the config's test dataset names no classes "
                          '(test_dataloader.dataset.metainfo): cannot tell the class names')

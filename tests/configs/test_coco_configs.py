@@ -43,7 +43,8 @@ def test_every_size_uses_dcnv3_in_the_last_two_stages():
         assert cfg.custom_imports == dict(imports=['mmyolo_dcnv3'], allow_failed_imports=False)
 
 
-@pytest.mark.parametrize('size', SIZES)
+@pytest.mark.parametrize('size', ['n', 's'] + [pytest.param(size, marks=pytest.mark.integration)
+                                               for size in ('m', 'l', 'x')])
 def test_config_runs_tensor_loss_and_predict_modes_with_finite_dcnv3_gradients(size):
     from mmdet.structures import DetDataSample
     _, model = build_detector(size)

@@ -18,7 +18,7 @@ pytest.importorskip('onnxscript', reason='deployment packages not installed (req
 pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
 
 from mmyolo_dcnv3.ops import dcnv3_implementation  # noqa: E402
-from tests.conftest import TOY_CLASSES, save_initialised_checkpoint  # noqa: E402
+from tests.conftest import TOY_CLASSES, load_tool, refusal, save_initialised_checkpoint  # noqa: E402
 from tests.conftest import run_command as run  # noqa: E402
 
 if dcnv3_implementation('cpu') != 'compiled':
@@ -257,12 +257,12 @@ def test_plain_yolov8_exports_too(toy, tmp_path):
     (['--dcnv3', 'deformconv', '--opset', '18'], 'DeformConv exists from opset 19'),
     (['--score-thr', '0.3'], 'need --nms'),
 ])
-def test_export_tool_refuses_bad_arguments(tmp_path, arguments, message):
+def test_export_tool_refuses_bad_arguments(tmp_path, arguments, message, capsys):
     checkpoint = tmp_path / 'any.pth'  # the arguments are refused before it is read
     checkpoint.write_bytes(b'')
-    result = run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, str(checkpoint), '--out',
-                  str(tmp_path / 'x.onnx'), *arguments], check=False)
-    assert result.returncode == 2 and message in result.stderr
+    error = refusal(capsys, load_tool('deployment/export_onnx.py').parse_args,
+                    [DCNV3_CONFIG, str(checkpoint), '--out', str(tmp_path / 'x.onnx'), *arguments])
+    assert message in error
 
 
 def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
@@ -272,9 +272,8 @@ def test_export_tool_refuses_a_checkpoint_of_another_model(tmp_path):
     init_default_scope('mmyolo')
     checkpoint = tmp_path / 'dcnv3.pth'
     torch.save({'state_dict': MODELS.build(Config.fromfile(DCNV3_CONFIG).model).state_dict()}, checkpoint)
-    result = run([sys.executable, EXPORT_TOOL, PLAIN_CONFIG, str(checkpoint), '--out',
-                  str(tmp_path / 'x.onnx')], check=False)
-    assert result.returncode != 0 and 'is not a checkpoint of' in result.stderr and 'does not match' in result.stderr
+    with pytest.raises(SystemExit, match='is not a checkpoint of .* does not match'):
+        load_tool('deployment/export_onnx.py').main([PLAIN_CONFIG, str(checkpoint), '--out', str(tmp_path / 'x.onnx')])
     assert not (tmp_path / 'x.onnx').exists()
 
 

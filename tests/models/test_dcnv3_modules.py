@@ -136,6 +136,7 @@ def test_conv_layer_init_weights_keeps_offsets_and_masks_at_zero():
     assert torch.count_nonzero(layer.dcnv3.offset.weight) == 0
 
 
+@pytest.mark.integration
 def test_mmdet_resnet50_with_dcnv3_stages_trains():
     from mmdet.registry import MODELS as MMDET_MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):

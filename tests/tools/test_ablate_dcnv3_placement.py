@@ -7,9 +7,13 @@ import cv2
 import pytest
 from mmengine.config import Config
 
-from tests.conftest import ROOT, run_command, user_dataset
+from tests.conftest import ROOT, load_tool, refusal, run_command, user_dataset
 
 TOOL = os.path.join(ROOT, 'tools', 'analysis_tools', 'ablate_dcnv3_placement.py')
+
+
+def ablation():
+    return load_tool('analysis_tools/ablate_dcnv3_placement.py')
 
 
 @pytest.mark.integration
@@ -44,24 +48,22 @@ def test_shortened_ablation_on_a_user_dataset_writes_table_plot_and_skips_finish
     assert '2 trainings: 2 already done, 0 to run' in again.stdout
 
 
-def test_a_dataset_that_does_not_match_its_files_is_refused_before_training(toy_coco, tmp_path):
+def test_a_dataset_that_does_not_match_its_files_is_refused_before_training(toy_coco, tmp_path, capsys):
     dataset = user_dataset(toy_coco, tmp_path, classes=('ellipse', 'triangle'))
     os.remove(tmp_path / 'my_data' / 'labels' / 'val.json')
     out = tmp_path / 'ablation'
-    result = run_command([sys.executable, TOOL, '--dataset', dataset, '--out', str(out)], check=False)
-    assert result.returncode == 2
-    assert "class_name ['ellipse', 'triangle'] does not match the categories" in result.stderr
-    assert 'val_ann_file: annotation file' in result.stderr
+    error = refusal(capsys, ablation().main, ['--dataset', dataset, '--out', str(out)])
+    assert "class_name ['ellipse', 'triangle'] does not match the categories" in error
+    assert 'val_ann_file: annotation file' in error
     assert not (out / 'configs').exists() and not (out / 'work_dirs').exists()
 
 
-def test_runs_of_another_dataset_in_the_same_out_are_refused(toy_coco, tmp_path):
+def test_runs_of_another_dataset_in_the_same_out_are_refused(toy_coco, tmp_path, capsys):
     out = tmp_path / 'ablation'
     out.mkdir()
     (out / 'dataset.json').write_text(json.dumps(dict(name='toy-shapes')))
-    result = run_command([sys.executable, TOOL, '--dataset', user_dataset(toy_coco, tmp_path), '--out', str(out)],
-                         check=False)
-    assert result.returncode == 2 and 'holds runs on another dataset' in result.stderr
+    error = refusal(capsys, ablation().main, ['--dataset', user_dataset(toy_coco, tmp_path), '--out', str(out)])
+    assert 'holds runs on another dataset' in error
 
 
 @pytest.mark.parametrize('arguments, message', [
@@ -72,20 +74,18 @@ def test_runs_of_another_dataset_in_the_same_out_are_refused(toy_coco, tmp_path)
     (['--dataset', 'coco'], "--dataset: 'coco' is neither a built-in dataset"),
     (['--dataset', 'missing.py'], "dataset config 'missing.py' does not exist"),
 ])
-def test_bad_arguments_are_refused_by_name(arguments, message, tmp_path):
-    result = run_command([sys.executable, TOOL, '--out', str(tmp_path), *arguments], check=False)
-    assert result.returncode == 2 and message in result.stderr
+def test_bad_arguments_are_refused_by_name(arguments, message, tmp_path, capsys):
+    assert message in refusal(capsys, ablation().parse_args, ['--out', str(tmp_path), *arguments])
 
 
-def test_generator_options_with_a_dataset_config_are_refused(toy_coco, tmp_path):
-    result = run_command([sys.executable, TOOL, '--dataset', user_dataset(toy_coco, tmp_path), '--train-images', '5'],
-                         check=False)
-    assert result.returncode == 2 and '--train-images only apply to the built-in datasets' in result.stderr
+def test_generator_options_with_a_dataset_config_are_refused(toy_coco, tmp_path, capsys):
+    arguments = ['--dataset', user_dataset(toy_coco, tmp_path), '--train-images', '5']
+    error = refusal(capsys, ablation().parse_args, arguments)
+    assert '--train-images only apply to the built-in datasets' in error
 
 
 def test_rerun_skips_finished_trainings_and_resumes_interrupted_ones(tmp_path, monkeypatch):
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
-    import ablate_dcnv3_placement as tool
+    tool = ablation()
     args = tool.parse_args(['--out', str(tmp_path), '--variants', 'plain', 'c2f', '--seeds', '0', '1'])
     runs_dir = tmp_path / 'runs'
     runs_dir.mkdir()

@@ -11,5 +11,10 @@ import sys
 from mmyolo_dcnv3.datasets.synthetic import generator_main
 from mmyolo_dcnv3.datasets.toy_shapes import ToyShapesParams, make_toy_shapes
 
+
+def main(argv=None):
+    return generator_main(__doc__, ToyShapesParams, make_toy_shapes, argv)
+
+
 if __name__ == '__main__':
-    sys.exit(generator_main(__doc__, ToyShapesParams, make_toy_shapes))
+    sys.exit(main())

@@ -12,5 +12,10 @@ import sys
 from mmyolo_dcnv3.datasets.synthetic import generator_main
 from mmyolo_dcnv3.datasets.warped_digits import WarpedDigitsParams, make_warped_digits
 
+
+def main(argv=None):
+    return generator_main(__doc__, WarpedDigitsParams, make_warped_digits, argv)
+
+
 if __name__ == '__main__':
-    sys.exit(generator_main(__doc__, WarpedDigitsParams, make_warped_digits))
+    sys.exit(main())
