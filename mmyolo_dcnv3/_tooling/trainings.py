@@ -1,9 +1,10 @@
 """What the demo and the placement ablation share: running trainings side by side, reading their logs, timing.
 
-The tools (``tools/demo.py``, ``tools/analysis_tools/ablate_dcnv3_placement.py``) drive
-``tools/train.py`` in subprocesses on the embedded toy dataset; these helpers
-start them, find their checkpoints and metrics in mmengine's work dirs, and
-time the trained detectors side by side.
+The tools (``tools/demo.py``, ``tools/analysis_tools/ablate_dcnv3_placement.py``)
+point the demo's recipes at a dataset (:func:`write_recipe_config`), drive
+``tools/train.py`` on them in subprocesses (:func:`run_parallel`), find their
+checkpoints and metrics in mmengine's work dirs, and time the trained
+detectors side by side (:func:`latency_ms`).
 """
 import datetime
 import functools
