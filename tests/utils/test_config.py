@@ -4,8 +4,7 @@ import os
 import pytest
 
 import mmyolo_dcnv3  # noqa: F401  (the mmyolo_dcnv3:: prefix, registered modules)
-from mmyolo_dcnv3.utils.config import (build_detector, class_names, inference_pipeline, load_config,
-                                       shipped_config)
+from mmyolo_dcnv3.utils.config import build_detector, class_names, inference_pipeline, load_config, shipped_config
 from tests.conftest import ROOT, TOY_CLASSES
 
 
