@@ -50,6 +50,9 @@ class ExportableYOLOv8(nn.Module):
             raise TypeError(f'ExportableYOLOv8 needs a YOLOv8 detector (a bbox_head with head_module, '
                             f'prior_generator and bbox_coder), got {type(detector).__name__} with head '
                             f'{type(head).__name__}')
+        if type(head.bbox_coder).__name__ != 'DistancePointBBoxCoder':
+            raise TypeError('ExportableYOLOv8 decodes boxes as YOLOv8\'s DistancePointBBoxCoder does, got a '
+                            f'{type(head.bbox_coder).__name__}')
         self.detector = detector
         self.nms = nms
         test_cfg = head.test_cfg or {}
@@ -70,7 +73,7 @@ class ExportableYOLOv8(nn.Module):
         n = images.shape[0]
         scores = torch.cat([s.permute(0, 2, 3, 1).reshape(n, -1, head.num_classes) for s in cls_scores], 1)
         distances = torch.cat([b.permute(0, 2, 3, 1).reshape(n, -1, 4) for b in bbox_preds], 1)
-        boxes = head.bbox_coder.decode(priors[None], distances, strides)
+        boxes = decode_distances(priors, distances, strides)
         scores = scores.sigmoid()
         if not self.multi_label:
             scores = scores * (scores == scores.amax(-1, keepdim=True))
@@ -78,6 +81,20 @@ class ExportableYOLOv8(nn.Module):
             return boxes, scores
         return multiclass_nms(boxes, scores, self.nms.iou_threshold, self.nms.score_threshold,
                               self.nms.max_detections)
+
+
+def decode_distances(priors: torch.Tensor, distances: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
+    """xyxy boxes (N, A, 4) from YOLOv8's (left, top, right, bottom) distances (N, A, 4) in
+    strides (A,) around the prior centres (A, 2 or more; x, y first), as MMYOLO's
+    ``DistancePointBBoxCoder.decode`` computes them.
+
+    Written with slices: the coder's ``points[..., 0]`` indexing exports as a
+    Gather with a scalar index, after which OpenVINO 2026.4 fails to compile
+    any INT8 (QDQ) version of the graph (a Reshape's shape inference).
+    """
+    distances = distances * strides[None, :, None]
+    centres = priors[None, :, :2]
+    return torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], -1)
 
 
 def network_input_size(cfg) -> Tuple[int, int]:
@@ -148,12 +165,19 @@ def deployment_metadata(cfg, input_size: Tuple[int, int], nms: Optional[NmsSetti
 
 
 def read_metadata(path: str) -> Dict:
-    """The metadata :func:`export_detector` stored in an ONNX file (numpy-free JSON)."""
-    import onnx
-    model = onnx.load(path, load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
+    """The metadata :func:`export_detector` stored in an ONNX file (numpy-free JSON), or
+    that an OpenVINO IR (.xml) made from one carries (OpenVINO keeps it in ``rt_info``)."""
+    if path.endswith('.xml'):
+        import openvino
+        model = openvino.Core().read_model(path)
+        if model.has_rt_info(['framework', METADATA_KEY]):
+            return json.loads(model.get_rt_info(['framework', METADATA_KEY]).astype(str))
+    else:
+        import onnx
+        model = onnx.load(path, load_external_data=False)
+        for prop in model.metadata_props:
+            if prop.key == METADATA_KEY:
+                return json.loads(prop.value)
     raise ValueError(f'{path} was not written by mmyolo_dcnv3 (no {METADATA_KEY!r} metadata); '
                      'export it with tools/deployment/export_onnx.py')
 
