@@ -10,6 +10,12 @@ applies class-wise NMS in numpy unless the file ends with NonMaxSuppression
 (exported with --nms), maps the boxes back to the image and draws them. It
 prints one line per detection (image, class, score, x1 y1 x2 y2 in image
 pixels) and writes one picture per image into --out.
+
+Precision: OpenVINO's CPU plugin computes a float model in bfloat16 on CPUs
+with AVX-512 BF16 or AMX unless told otherwise, which moves boxes by pixels;
+this script asks it for f32 (INFERENCE_PRECISION_HINT). An INT8 file
+(tools/deployment/quantize_onnx.py) runs the same way: its INT8 layers in
+INT8, the rest in f32.
 """
 import argparse
 import json
@@ -36,6 +42,7 @@ class Network:
                 import openvino
                 core = openvino.Core()
                 model = core.read_model(path)
+                # f32, not the bf16 OpenVINO picks by default on CPUs that have it (see the docstring).
                 self.compiled = core.compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
                 self.outputs = [o.get_any_name() for o in self.compiled.outputs]
                 metadata = {'mmyolo_dcnv3': model.get_rt_info(['framework', 'mmyolo_dcnv3']).astype(str)}

@@ -15,7 +15,7 @@ import sys
 import time
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
-from mmyolo_dcnv3.deploy.runtime import RUNTIMES
+from mmyolo_dcnv3.deploy.runtime import PRECISIONS, RUNTIMES
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
 
 
@@ -25,6 +25,9 @@ def parse_args(argv=None):
     parser.add_argument('model', help='the .onnx file (tools/deployment/export_onnx.py)')
     parser.add_argument('--runtime', choices=RUNTIMES, default='onnxruntime', help='default onnxruntime')
     parser.add_argument('--threads', type=int, help="CPU threads of the runtime (default: the runtime's)")
+    parser.add_argument('--precision', choices=PRECISIONS, default='f32',
+                        help='what float operations compute in (default f32; bf16 and f16: openvino only, '
+                        'on CPUs that have them, else f32 runs)')
     parser.add_argument('--json', help='also write the metrics and the time per image to this JSON file')
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
@@ -32,6 +35,9 @@ def parse_args(argv=None):
         parser.error(f'model {args.model!r} does not exist')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be at least 1, got {args.threads}')
+    if args.precision != 'f32' and args.runtime != 'openvino':
+        parser.error(f"--precision {args.precision} needs --runtime openvino (ONNX Runtime's CPU provider "
+                     'computes in f32 only)')
     return args
 
 
@@ -45,11 +51,11 @@ def main(argv=None):
     from mmyolo_dcnv3.utils.config import load_config
     cfg = load_config(args.config, args.cfg_options)
     MMLogger.get_instance('mmyolo_dcnv3.test_onnx', log_level='INFO')  # CocoMetric prints through it
-    detector = OnnxDetector(cfg, args.model, args.runtime, args.threads)
+    detector = OnnxDetector(cfg, args.model, args.runtime, args.threads, args.precision)
     dataloader = Runner.build_dataloader(detector.cfg.test_dataloader)
     evaluator = Evaluator(detector.cfg.test_evaluator)
     evaluator.dataset_meta = dataloader.dataset.metainfo
-    print(f'evaluating {args.model} in {args.runtime} on {len(dataloader.dataset)} images', flush=True)
+    print(f'evaluating {args.model} ({detector.describe()}) on {len(dataloader.dataset)} images', flush=True)
 
     start = time.perf_counter()
     for batch in dataloader:
@@ -60,11 +66,13 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     metrics = evaluator.evaluate(len(dataloader.dataset))
     ms_per_image = 1e3 * seconds / len(dataloader.dataset)
-    print(f'{args.runtime}: {ms_per_image:.1f} ms per image (preprocessing, network, post-processing)')
+    print(f'{detector.describe()}: {ms_per_image:.1f} ms per image (preprocessing, network, post-processing)')
     print(json.dumps(metrics, indent=1))
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(metrics=metrics, runtime=args.runtime, ms_per_image=ms_per_image), f, indent=2)
+            json.dump(dict(metrics=metrics, runtime=args.runtime, precision=detector.model.precision,
+                           quantization=detector.metadata.get('quantization'), ms_per_image=ms_per_image),
+                      f, indent=2)
     return 0
 
 
