@@ -7,9 +7,11 @@ Phases (each announced with a line starting '==>'):
     both at once, each on half of the CPU cores, since two small models
     train faster side by side than one after the other on all cores;
  3. COCO evaluation of each best checkpoint (tools/test.py);
- 4. ONNX export of both (tools/deployment/export_onnx.py: DCNv3 as GridSample, opset 18)
-    and COCO evaluation of the files in ONNX Runtime (tools/deployment/test_onnx.py);
- 5. parameters, FLOPs and CPU latency of both models, in PyTorch and ONNX Runtime;
+ 4. ONNX export of both (tools/deployment/export_onnx.py: DCNv3 as GridSample, opset 18),
+    INT8 quantisation of the files for ONNX Runtime (tools/deployment/quantize_onnx.py,
+    calibrated on up to 32 training images) and COCO evaluation of the float and INT8
+    files in ONNX Runtime (tools/deployment/test_onnx.py);
+ 5. parameters, FLOPs and CPU latency of both models, in PyTorch and ONNX Runtime (float and INT8);
  6. pictures: detections side by side, DCNv3 sampling points, training curves;
  7. the comparison table (also written to OUT/results.md and results.json).
 
@@ -150,7 +152,9 @@ def table(results):
             ('CPU training time (min, both at once)', 'train_minutes', '{:.1f}'),
             ('CPU latency per image (ms)', 'latency_ms', '{:.1f}'),
             ('bbox mAP, ONNX Runtime (GridSample, opset 18)', 'onnx_bbox_mAP', '{:.3f}'),
-            ('CPU latency per image, ONNX Runtime (ms)', 'onnx_latency_ms', '{:.1f}')]
+            ('CPU latency per image, ONNX Runtime (ms)', 'onnx_latency_ms', '{:.1f}'),
+            ('bbox mAP, ONNX Runtime INT8', 'int8_bbox_mAP', '{:.3f}'),
+            ('CPU latency per image, ONNX Runtime INT8 (ms)', 'int8_latency_ms', '{:.1f}')]
     lines = ['| | ' + ' | '.join(labels) + ' |', '|---|' + '---|' * len(labels)]
     def cell(value, fmt):  # COCO reports -1 for an area range without objects
         return 'n/a (no objects)' if value == -1 else fmt.format(value)
@@ -193,19 +197,28 @@ def main(argv=None):
              '--json-prefix', osp.join(test_dir, 'detections')])
         r.update(test_metrics(test_dir))
 
+    def onnx_bbox_map(config, path, metrics_file):
+        run([sys.executable, tool('deployment/test_onnx.py'), config, path, '--json', metrics_file])
+        with open(metrics_file) as f:
+            return json.load(f)['metrics']['coco/bbox_mAP']
+
     for label, r in results['models'].items():
         name = osp.splitext(osp.basename(r['config']))[0]
         r['onnx'] = osp.join(args.out, 'onnx', name + '.onnx')
-        phase(f'4/7 ONNX export of {label} -> {r["onnx"]} and its COCO evaluation in ONNX Runtime')
+        r['int8_onnx'] = osp.join(args.out, 'onnx', name + '_int8.onnx')
+        phase(f'4/7 ONNX export of {label} -> {r["onnx"]}, INT8 -> {r["int8_onnx"]}, their COCO evaluation '
+              'in ONNX Runtime')
         run([sys.executable, tool('deployment/export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx']])
-        metrics_file = osp.join(args.out, 'onnx', name + '_onnxruntime.json')
-        run([sys.executable, tool('deployment/test_onnx.py'), r['config'], r['onnx'], '--json', metrics_file])
-        with open(metrics_file) as f:
-            r['onnx_bbox_mAP'] = json.load(f)['metrics']['coco/bbox_mAP']
+        run([sys.executable, tool('deployment/quantize_onnx.py'), r['config'], r['onnx'], '--out', r['int8_onnx'],
+             '--calib-images', str(min(32, args.train_images))])
+        r['onnx_bbox_mAP'] = onnx_bbox_map(r['config'], r['onnx'], osp.join(args.out, 'onnx', name + '.json'))
+        r['int8_bbox_mAP'] = onnx_bbox_map(r['config'], r['int8_onnx'],
+                                           osp.join(args.out, 'onnx', name + '_int8.json'))
         print(f'{label}: bbox mAP {r["bbox_mAP"]:.4f} in PyTorch, {r["onnx_bbox_mAP"]:.4f} in ONNX Runtime '
-              f'(difference {r["onnx_bbox_mAP"] - r["bbox_mAP"]:+.4f})', flush=True)
+              f'(difference {r["onnx_bbox_mAP"] - r["bbox_mAP"]:+.4f}), {r["int8_bbox_mAP"]:.4f} in INT8 '
+              f'(difference {r["int8_bbox_mAP"] - r["onnx_bbox_mAP"]:+.4f})', flush=True)
 
-    phase('5/7 parameters, FLOPs and CPU latency (PyTorch and ONNX Runtime)')
+    phase('5/7 parameters, FLOPs and CPU latency (PyTorch, ONNX Runtime float and INT8)')
     from mmyolo_dcnv3.apis import load_detector, predict
     from mmyolo_dcnv3.deploy.onnx_detector import OnnxDetector
     from mmyolo_dcnv3.utils.complexity import detector_complexity
@@ -216,14 +229,16 @@ def main(argv=None):
     predictors = {label: functools.partial(predict, *detector) for label, detector in detectors.items()}
     for label, r in results['models'].items():
         predictors[label + ' (ONNX Runtime)'] = OnnxDetector(load_config(r['config']), r['onnx']).predict
+        predictors[label + ' (ONNX Runtime INT8)'] = OnnxDetector(load_config(r['config']), r['int8_onnx']).predict
     latency = latency_ms(predictors, images[:args.latency_images])
     for label, r in results['models'].items():
         params, flops = detector_complexity(load_config(r['config']), image_size)
         r.update(params_m=params / 1e6, gflops=flops / 1e9, latency_ms=latency[label],
-                 onnx_latency_ms=latency[label + ' (ONNX Runtime)'])
+                 onnx_latency_ms=latency[label + ' (ONNX Runtime)'],
+                 int8_latency_ms=latency[label + ' (ONNX Runtime INT8)'])
         print(f'{label}: {params / 1e6:.3f} M parameters, {flops / 1e9:.3f} GFLOPs at {image_size} px, '
-              f'{r["latency_ms"]:.1f} ms per image in PyTorch, {r["onnx_latency_ms"]:.1f} ms in ONNX Runtime',
-              flush=True)
+              f'{r["latency_ms"]:.1f} ms per image in PyTorch, {r["onnx_latency_ms"]:.1f} ms in ONNX Runtime, '
+              f'{r["int8_latency_ms"]:.1f} ms in INT8', flush=True)
 
     phase(f'6/7 pictures in {pictures}')
     draw_detections(results, detectors, images[:4], osp.join(pictures, 'detections_side_by_side.png'))

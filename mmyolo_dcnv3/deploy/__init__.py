@@ -11,7 +11,8 @@ Need mmdet and mmyolo (import them explicitly):
 
 * :mod:`.nms`: multi-class NMS as an op, with its NonMaxSuppression translation;
 * :mod:`.yolov8`: the exportable YOLOv8 detector, its metadata and its export;
-* :mod:`.onnx_detector`: an exported file run like the PyTorch detector.
+* :mod:`.onnx_detector`: an exported file run like the PyTorch detector;
+* :mod:`.quantize`: INT8 for ONNX Runtime and OpenVINO, DCNv3 sampling and box decoding kept float.
 """
 from .export import export_onnx
 from .onnx_ops import DEFAULT_OPSET, MIN_OPSET, TRANSLATIONS, check_translation, dcnv3_translation_table

@@ -65,18 +65,21 @@ class OnnxDetector:
     Args:
         cfg: the config the file was exported from.
         path: the .onnx file (written by :func:`export_detector`).
-        runtime: ``'onnxruntime'`` or ``'openvino'``; threads: its CPU threads.
+        runtime: ``'onnxruntime'`` or ``'openvino'``; threads: its CPU threads;
+        precision: what its float operations compute in (see :class:`OnnxModel`).
     """
 
-    def __init__(self, cfg, path: str, runtime: str = 'onnxruntime', threads: Optional[int] = None):
+    def __init__(self, cfg, path: str, runtime: str = 'onnxruntime', threads: Optional[int] = None,
+                 precision: str = 'f32'):
         from mmengine.dataset import Compose
         from mmengine.registry import init_default_scope
         from mmyolo.registry import MODELS
 
         from .runtime import OnnxModel
-        self.model = OnnxModel(path, runtime, threads)
+        self.model = OnnxModel(path, runtime, threads, precision)
+        self.metadata = read_metadata(path)
         self.cfg = copy.deepcopy(cfg)
-        set_input_size(self.cfg, tuple(read_metadata(path)['input_size']))
+        set_input_size(self.cfg, tuple(self.metadata['input_size']))
         init_default_scope(self.cfg.get('default_scope', 'mmyolo'))
         self.pipeline = Compose(inference_pipeline(self.cfg))
         self.preprocessor = MODELS.build(self.cfg.model.data_preprocessor)
@@ -98,6 +101,22 @@ class OnnxDetector:
             raise ValueError(f'{self.model.path} takes batches of {batch}, got {len(inputs)} images')
         return detections_from_outputs(outputs, self.model.output_names, metas, self.cfg.model.test_cfg)
 
+    def describe(self) -> str:
+        """What runs, e.g. 'onnxruntime, INT8 (keep-float recipe) with float parts in f32'."""
+        quantization = self.metadata.get('quantization')
+        arithmetic = (f'INT8 ({quantization["recipe"]} recipe, made for {quantization["backend"]}) with float '
+                      f'parts in {self.model.precision}' if quantization else self.model.precision)
+        return f'{self.model.runtime}, {arithmetic}'
+
+    def network_inputs(self, image_paths: Sequence[str]) -> np.ndarray:
+        """The file's input (N, 3, H, W), float32, for image files: the test pipeline's
+        letterbox and the data preprocessor, as :meth:`predict` feeds the network."""
+        samples = [self.pipeline(dict(img_path=path, img_id=i)) for i, path in enumerate(image_paths)]
+        with torch.no_grad():
+            data = self.preprocessor(dict(inputs=[s['inputs'] for s in samples],
+                                          data_samples=[s['data_samples'] for s in samples]), False)
+        return data['inputs'].numpy().astype(np.float32)
+
     def predict(self, image_path: str):
         """Predictions for one image file."""
         sample = self.pipeline(dict(img_path=image_path, img_id=0))
@@ -111,3 +130,24 @@ def to_original_pixels(bboxes: torch.Tensor, meta: dict) -> torch.Tensor:
         bboxes = bboxes - bboxes.new_tensor([left, top, left, top])
     scale_w, scale_h = (float(v) for v in meta['scale_factor'])
     return bboxes / bboxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
+
+
+def calibration_inputs(cfg, path: str, split: str, count: int) -> np.ndarray:
+    """(count, 3, H, W) float32 inputs of the ONNX file ``path`` for ``count`` images spread
+    evenly over the config's ``split`` (``'train'``, ``'val'`` or ``'test'``) dataset,
+    preprocessed as :class:`OnnxDetector` feeds the network."""
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import DATASETS
+
+    from .quantize import calibration_indices
+    loader = cfg.get(f'{split}_dataloader')
+    if loader is None:
+        raise ValueError(f'the config has no {split}_dataloader to calibrate on')
+    dataset_cfg = copy.deepcopy(loader.dataset)
+    if 'pipeline' in dataset_cfg:  # only the image paths are read
+        dataset_cfg.pipeline = []
+    init_default_scope(cfg.get('default_scope', 'mmyolo'))
+    dataset = DATASETS.build(dataset_cfg)
+    dataset.full_init()
+    indices = calibration_indices(len(dataset), count)
+    return OnnxDetector(cfg, path).network_inputs([dataset.get_data_info(i)['img_path'] for i in indices])

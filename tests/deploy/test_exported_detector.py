@@ -6,6 +6,7 @@ toy images) and three exports: a few CPU minutes, so they are marked slow
 checks the ONNX Runtime mAP of both demo models in the default run.
 """
 import copy
+import json
 import os
 import sys
 
@@ -41,6 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOOLS = os.path.join(ROOT, 'tools')
 EXPORT_TOOL = os.path.join(TOOLS, 'deployment', 'export_onnx.py')
 TEST_ONNX_TOOL = os.path.join(TOOLS, 'deployment', 'test_onnx.py')
+QUANTIZE_TOOL = os.path.join(TOOLS, 'deployment', 'quantize_onnx.py')
 DCNV3_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_dcnv3_toy.py')
 PLAIN_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'yolov8_n_toy.py')
 IMAGE_SIZE = 128
@@ -237,6 +239,85 @@ def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
     metadata = read_metadata(str(out))
     assert metadata['nms'] == dict(score_threshold=0.05, iou_threshold=0.7, max_detections=50)
     assert metadata['classes'] == list(cfg.metainfo['classes'])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+def test_int8_model_keeps_the_detections_and_the_map(trained, toy, toy_images, tmp_path, backend):
+    """tools/deployment/quantize_onnx.py on the trained model, calibrated on the 8 toy images:
+    the graph passes the float rule, every confident float detection has an INT8 partner (same
+    class, IoU >= 0.9, score within 0.1), and test_onnx.py's bbox mAP is within 0.02 of the float file's."""
+    if backend == 'openvino':
+        pytest.importorskip('nncf')
+        pytest.importorskip('openvino')
+    cfg, checkpoint, _ = trained
+    options = as_cli(data_options(toy))
+    float_path = str(tmp_path / 'float.onnx')
+    int8_path = str(tmp_path / ('int8.onnx' if backend == 'onnxruntime' else 'int8.xml'))
+    run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, checkpoint, '--out', float_path, *options])
+    result = run([sys.executable, QUANTIZE_TOOL, DCNV3_CONFIG, float_path, '--out', int8_path, '--backend', backend,
+                  '--calib-images', '8', *options])
+    assert 'of 3 DCNv3 layers' in result.stdout
+    from mmyolo_dcnv3.deploy.quantize import quantized_float_paths
+    assert quantized_float_paths(int8_path) == []
+    assert read_metadata(int8_path)['quantization']['calibration_images'] == 8
+
+    float_detector, int8_detector = OnnxDetector(cfg, float_path, backend), OnnxDetector(cfg, int8_path, backend)
+    assert 'INT8 (keep-float recipe' in int8_detector.describe()
+    confident = 0
+    for image in toy_images:
+        want, got = float_detector.predict(image), int8_detector.predict(image)
+        want = want[want.scores >= 0.3]
+        confident += len(want)
+        assert unmatched(want, got, iou=0.9, score_tolerance=0.1) == [], image
+    assert confident > 0
+
+    def bbox_map(path):
+        out = tmp_path / (os.path.basename(path) + '.json')
+        run([sys.executable, TEST_ONNX_TOOL, DCNV3_CONFIG, path, '--runtime', backend, '--json', str(out), *options])
+        return json.loads(out.read_text())['metrics']['coco/bbox_mAP']
+
+    float_map, int8_map = bbox_map(float_path), bbox_map(int8_path)
+    assert float_map > 0 and abs(int8_map - float_map) <= 0.02, (float_map, int8_map)
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--calib-images', '4'], '--calib-images must be at least 8, got 4'),
+    (['--backend', 'tensorrt'], "argument --backend: invalid choice: 'tensorrt'"),
+    (['--calib-split', 'holdout'], "argument --calib-split: invalid choice: 'holdout'"),
+])
+def test_quantize_tool_refuses_bad_arguments(tmp_path, arguments, message, capsys):
+    model = tmp_path / 'model.onnx'
+    model.write_bytes(b'')  # the arguments are refused before it is read
+    module = load_tool(os.path.join('deployment', 'quantize_onnx.py'))
+    argv = [DCNV3_CONFIG, str(model), '--out', str(tmp_path / 'int8.onnx'), *arguments]
+    assert message in refusal(capsys, module.parse_args, argv)
+
+
+def test_test_onnx_tool_refuses_a_precision_onnxruntime_lacks(tmp_path, capsys):
+    model = tmp_path / 'model.onnx'
+    model.write_bytes(b'')
+    module = load_tool(os.path.join('deployment', 'test_onnx.py'))
+    assert '--precision bf16 needs --runtime openvino' in refusal(
+        capsys, module.parse_args, [DCNV3_CONFIG, str(model), '--precision', 'bf16'])
+
+
+def test_quantize_tool_refuses_a_file_without_our_metadata_and_too_small_a_split(toy, tmp_path):
+    """A plain ONNX file: the error says how to make one; a split with fewer images than asked for: the count."""
+    bare = tmp_path / 'bare.onnx'
+    torch.onnx.export(torch.nn.Conv2d(3, 4, 1), (torch.rand(1, 3, 8, 8),), str(bare), dynamo=True)
+    module = load_tool(os.path.join('deployment', 'quantize_onnx.py'))
+    out = tmp_path / 'int8.onnx'
+    with pytest.raises(SystemExit, match='was not written by mmyolo_dcnv3.*export it with tools/deployment/'):
+        module.main([DCNV3_CONFIG, str(bare), '--out', str(out)])
+    cfg = toy_config(DCNV3_CONFIG, toy)
+    model = tmp_path / 'model.onnx'
+    from mmyolo_dcnv3.utils.config import build_detector
+    export_detector(build_detector(cfg, init_weights=True).eval(), cfg, str(model))
+    with pytest.raises(SystemExit, match='16 calibration images asked for, but the dataset has only 8'):
+        module.main([DCNV3_CONFIG, str(model), '--out', str(out), '--calib-images', '16',
+                     *as_cli(data_options(toy))])
+    assert not out.exists()
 
 
 @pytest.mark.integration

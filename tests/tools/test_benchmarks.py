@@ -35,16 +35,23 @@ def test_model_benchmark_compares_plain_and_dcnv3_yolov8():
 
 
 @pytest.mark.integration
-def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
+def test_onnx_benchmark_times_float_and_int8_in_both_runtimes(tmp_path):
     pytest.importorskip('onnxruntime')
+    pytest.importorskip('openvino')
+    pytest.importorskip('nncf')
     out = tmp_path / 'onnx.json'
     result = run([sys.executable, ONNX_BENCHMARK, '--sizes', 'n', '--img-size', '64',
                   '--repeat', '2', '--threads', '1', '--json', str(out)])
     assert 'DCNv3 (gridsample) / plain, ONNX Runtime' in result.stdout
-    times = json.loads(out.read_text())['times_ms']['n']
+    assert 'INT8 / float, OpenVINO: plain' in result.stdout and 'OpenVINO float operations in f32' in result.stdout
+    results = json.loads(out.read_text())
+    times = results['times_ms']['n']
     assert set(times) == {'PyTorch eager plain', 'PyTorch eager DCNv3', 'ONNX Runtime plain',
-                          'ONNX Runtime DCNv3 gridsample', 'ONNX Runtime DCNv3 deformconv'}
+                          'ONNX Runtime DCNv3 gridsample', 'ONNX Runtime DCNv3 deformconv', 'OpenVINO plain',
+                          'OpenVINO DCNv3', 'ONNX Runtime INT8 plain', 'ONNX Runtime INT8 DCNv3',
+                          'OpenVINO INT8 plain', 'OpenVINO INT8 DCNv3'}
     assert all(len(t) == 2 and min(t) > 0 for t in times.values())
+    assert results['openvino_precision'] == 'f32'
 
 
 @pytest.mark.parametrize('tool, args, message', [
@@ -55,6 +62,7 @@ def test_onnx_benchmark_times_plain_and_both_translations(tmp_path):
     (MODEL_BENCHMARK, ['--repeat', '0'], '--repeat must be at least 1, got 0'),
     (ONNX_BENCHMARK, ['--img-size', '640', '100'], 'positive multiples of 32, got 640 100'),
     (ONNX_BENCHMARK, ['--threads', '0'], '--threads must be at least 1, got 0'),
+    (ONNX_BENCHMARK, ['--precision', 'int4'], "argument --precision: invalid choice: 'int4'"),
 ])
 def test_benchmarks_reject_bad_arguments(tool, args, message, capsys):
     module = load_tool(os.path.relpath(tool, TOOLS))

@@ -13,6 +13,7 @@ import sys
 import cv2
 import pytest
 
+from mmyolo_dcnv3.deploy.quantize import quantized_float_paths
 from tests.conftest import ROOT, run_command
 
 pytestmark = pytest.mark.integration
@@ -56,11 +57,15 @@ def test_shortened_demo_produces_metrics_table_and_pictures(train_equals_val, tm
         assert os.path.isfile(r['onnx']) and r['onnx_latency_ms'] > 0
         assert r['bbox_mAP'] > 0, (label, r['bbox_mAP'])
         assert abs(r['onnx_bbox_mAP'] - r['bbox_mAP']) <= 0.002, (label, r['onnx_bbox_mAP'], r['bbox_mAP'])
+        # and its INT8 file keeps the DCNv3 sampling and the decoding in float and is evaluated
+        assert quantized_float_paths(r['int8_onnx']) == [] and r['int8_latency_ms'] > 0
+        assert 0 <= r['int8_bbox_mAP'] <= 1
 
     table = (out / 'results.md').read_text().splitlines()
-    assert table[0] == '| | YOLOv8-n | YOLOv8-n + DCNv3 |' and len(table) == 14
+    assert table[0] == '| | YOLOv8-n | YOLOv8-n + DCNv3 |' and len(table) == 16
     assert '| bbox mAP |' in result.stdout and '| bbox mAP, ONNX Runtime (GridSample, opset 18) |' in result.stdout
     assert '| CPU latency per image, ONNX Runtime (ms) |' in result.stdout
+    assert '| bbox mAP, ONNX Runtime INT8 |' in result.stdout
 
     pictures = out / 'pictures'
     for name in ('detections_side_by_side.png', 'dcnv3_sampling_0.png', 'dcnv3_sampling_1.png',
