@@ -197,6 +197,9 @@ def main(argv=None):
              '--json-prefix', osp.join(test_dir, 'detections')])
         r.update(test_metrics(test_dir))
 
+    with open(spec.path(spec.train_ann_file)) as f:
+        calibration_images = min(32, len(json.load(f)['images']))
+
     def onnx_bbox_map(config, path, metrics_file):
         run([sys.executable, tool('deployment/test_onnx.py'), config, path, '--json', metrics_file])
         with open(metrics_file) as f:
@@ -210,7 +213,7 @@ def main(argv=None):
               'in ONNX Runtime')
         run([sys.executable, tool('deployment/export_onnx.py'), r['config'], r['checkpoint'], '--out', r['onnx']])
         run([sys.executable, tool('deployment/quantize_onnx.py'), r['config'], r['onnx'], '--out', r['int8_onnx'],
-             '--calib-images', str(min(32, args.train_images))])
+             '--calib-images', str(calibration_images)])
         r['onnx_bbox_mAP'] = onnx_bbox_map(r['config'], r['onnx'], osp.join(args.out, 'onnx', name + '.json'))
         r['int8_bbox_mAP'] = onnx_bbox_map(r['config'], r['int8_onnx'],
                                            osp.join(args.out, 'onnx', name + '_int8.json'))
