@@ -32,6 +32,9 @@ class Network:
     """The ONNX file in ONNX Runtime or OpenVINO, with the metadata the exporter stored."""
 
     def __init__(self, path, runtime):
+        if path.endswith('.xml') and runtime != 'openvino':
+            raise SystemExit(f'{path} is an OpenVINO IR (tools/deployment/quantize_onnx.py --backend openvino): '
+                             'run it with --runtime openvino')
         try:
             if runtime == 'onnxruntime':
                 import onnxruntime
@@ -134,7 +137,8 @@ def draw(image, boxes, scores, labels, classes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('model', help='the .onnx file written by tools/deployment/export_onnx.py')
+    parser.add_argument('model', help='the .onnx file written by tools/deployment/export_onnx.py (or its INT8 '
+                        'version by tools/deployment/quantize_onnx.py: .onnx, or .xml for OpenVINO)')
     parser.add_argument('images', help='an image, or a folder of images')
     parser.add_argument('--out', required=True, help='folder for the pictures with boxes')
     parser.add_argument('--runtime', choices=('onnxruntime', 'openvino'), default='onnxruntime')
