@@ -31,6 +31,16 @@ def load_tool(relative):
     return module
 
 
+def require_deployment_stack():
+    """Skips the calling test module unless the deployment packages (requirements/deploy.txt) and the compiled
+    DCNv3 op are there. Call it at the module's top, before importing from them."""
+    for package in ('onnxscript', 'onnxruntime'):
+        pytest.importorskip(package, reason='deployment packages not installed (requirements/deploy.txt)')
+    from mmyolo_dcnv3.ops import dcnv3_implementation
+    if dcnv3_implementation('cpu') != 'compiled':
+        pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
+
+
 def refusal(capsys, call, *args):
     """The error output of ``call(*args)``, which must stop with exit status 2 (argparse's, or a tool's own)."""
     try:

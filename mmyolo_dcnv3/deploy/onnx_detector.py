@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..utils.config import inference_pipeline
-from .yolov8 import read_metadata, set_input_size
+from .yolov8 import preprocess_images, read_metadata, set_input_size
 
 
 def detections_from_outputs(outputs: Sequence[np.ndarray], output_names: Sequence[str], img_metas: Sequence[dict],
@@ -108,15 +108,6 @@ class OnnxDetector:
                       f'parts in {self.model.precision}' if quantization else self.model.precision)
         return f'{self.model.runtime}, {arithmetic}'
 
-    def network_inputs(self, image_paths: Sequence[str]) -> np.ndarray:
-        """The file's input (N, 3, H, W), float32, for image files: the test pipeline's
-        letterbox and the data preprocessor, as :meth:`predict` feeds the network."""
-        samples = [self.pipeline(dict(img_path=path, img_id=i)) for i, path in enumerate(image_paths)]
-        with torch.no_grad():
-            data = self.preprocessor(dict(inputs=[s['inputs'] for s in samples],
-                                          data_samples=[s['data_samples'] for s in samples]), False)
-        return data['inputs'].numpy().astype(np.float32)
-
     def predict(self, image_path: str):
         """Predictions for one image file."""
         sample = self.pipeline(dict(img_path=image_path, img_id=0))
@@ -137,7 +128,7 @@ def calibration_inputs(cfg, path: str, split: str, count: int) -> np.ndarray:
     evenly over the config's ``split`` (``'train'``, ``'val'`` or ``'test'``) dataset,
     preprocessed as :class:`OnnxDetector` feeds the network."""
     from mmengine.registry import init_default_scope
-    from mmyolo.registry import DATASETS
+    from mmyolo.registry import DATASETS, MODELS
 
     from .quantize import calibration_indices
     loader = cfg.get(f'{split}_dataloader')
@@ -150,4 +141,7 @@ def calibration_inputs(cfg, path: str, split: str, count: int) -> np.ndarray:
     dataset = DATASETS.build(dataset_cfg)
     dataset.full_init()
     indices = calibration_indices(len(dataset), count)
-    return OnnxDetector(cfg, path).network_inputs([dataset.get_data_info(i)['img_path'] for i in indices])
+    image_paths = [dataset.get_data_info(i)['img_path'] for i in indices]
+    images, _ = preprocess_images(copy.deepcopy(cfg), MODELS.build(cfg.model.data_preprocessor), image_paths,
+                                  tuple(read_metadata(path)['input_size']))
+    return images.numpy()

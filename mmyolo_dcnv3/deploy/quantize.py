@@ -61,7 +61,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-BACKENDS = ('onnxruntime', 'openvino')
+OUTPUT_SUFFIXES = {'onnxruntime': '.onnx', 'openvino': '.xml'}  # what each backend's INT8 model is written as
+BACKENDS = tuple(OUTPUT_SUFFIXES)
 RECIPES = ('keep-float', 'quantize-all', 'defaults')
 MIN_CALIBRATION_IMAGES = 8
 _PACKAGES = {'onnxruntime': ('onnxruntime',), 'openvino': ('openvino', 'nncf')}
@@ -294,6 +295,17 @@ def _import_backend(backend: str) -> None:
                               f'{INSTALL_HINT}') from error
 
 
+def float_model_metadata(model_path: str) -> Dict:
+    """The deployment metadata of ``model_path``, a float model written by
+    :func:`.yolov8.export_detector`. ValueError: the file has no such metadata or
+    is already quantised."""
+    from .yolov8 import read_metadata
+    metadata = read_metadata(model_path)
+    if 'quantization' in metadata:
+        raise ValueError(f'{model_path} is already quantised; quantise the float file it was made from')
+    return metadata
+
+
 def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str = 'onnxruntime',
              recipe: str = 'keep-float', settings: Optional[dict] = None) -> FloatScope:
     """Writes the INT8 version of the float ONNX file ``model_path`` to ``out_path``.
@@ -321,16 +333,13 @@ def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str
     """
     import onnx
 
-    from .yolov8 import read_metadata
     _import_backend(backend)
     if recipe not in RECIPES:
         raise ValueError(f'recipe must be one of {", ".join(RECIPES)}, got {recipe!r}')
-    suffix = '.onnx' if backend == 'onnxruntime' else '.xml'
+    suffix = OUTPUT_SUFFIXES[backend]
     if not out_path.endswith(suffix):
         raise ValueError(f'the {backend} INT8 model is written as {suffix}, got {out_path!r}')
-    metadata = read_metadata(model_path)
-    if 'quantization' in metadata:
-        raise ValueError(f'{model_path} is already quantised; quantise the float file it was made from')
+    metadata = float_model_metadata(model_path)
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[1] != 3 or images.dtype != np.float32 or len(images) < 1:
         raise ValueError(f'images must be float32 (N, 3, H, W), got {images.dtype} {images.shape}')

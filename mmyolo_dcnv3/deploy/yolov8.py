@@ -128,17 +128,18 @@ def first_test_image(cfg) -> str:
     return dataset.get_data_info(0)['img_path']
 
 
-def preprocess_images(cfg, detector: nn.Module, image_paths: Sequence[str],
+def preprocess_images(cfg, data_preprocessor: nn.Module, image_paths: Sequence[str],
                       input_size: Tuple[int, int]) -> Tuple[torch.Tensor, List[dict]]:
-    """The network input (N, 3, H, W) of images through the config's test pipeline at
-    ``input_size`` and the detector's data preprocessor, and each image's metainfo."""
+    """The network input (N, 3, H, W) of image files through the config's test pipeline at
+    ``input_size`` (``cfg`` is changed to it) and ``data_preprocessor`` (the detector's),
+    and each image's metainfo."""
     from mmengine.dataset import Compose
     set_input_size(cfg, input_size)
     pipeline = Compose(inference_pipeline(cfg))
     samples = [pipeline(dict(img_path=path, img_id=i)) for i, path in enumerate(image_paths)]
     with torch.no_grad():
-        data = detector.data_preprocessor(dict(inputs=[s['inputs'] for s in samples],
-                                               data_samples=[s['data_samples'] for s in samples]), False)
+        data = data_preprocessor(dict(inputs=[s['inputs'] for s in samples],
+                                      data_samples=[s['data_samples'] for s in samples]), False)
     return data['inputs'], [sample.metainfo for sample in data['data_samples']]
 
 

@@ -14,16 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import TOY_CLASSES, load_tool, refusal, require_deployment_stack, save_initialised_checkpoint
+from tests.conftest import run_command as run
+
 pytest.importorskip('mmyolo')
-pytest.importorskip('onnxscript', reason='deployment packages not installed (requirements/deploy.txt)')
-pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
-
-from mmyolo_dcnv3.ops import dcnv3_implementation  # noqa: E402
-from tests.conftest import TOY_CLASSES, load_tool, refusal, save_initialised_checkpoint  # noqa: E402
-from tests.conftest import run_command as run  # noqa: E402
-
-if dcnv3_implementation('cpu') != 'compiled':
-    pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
+require_deployment_stack()
 
 from mmengine.config import Config  # noqa: E402
 
@@ -132,7 +127,7 @@ def test_raw_outputs_match_pytorch(trained, exported, toy_images, translation, r
     cfg, _, detector = trained
     if runtime == 'openvino':
         pytest.importorskip('openvino')
-    images, _ = preprocess_images(copy.deepcopy(cfg), detector, toy_images, network_input_size(cfg))
+    images, _ = preprocess_images(copy.deepcopy(cfg), detector.data_preprocessor, toy_images, network_input_size(cfg))
     assert onnx_domains(exported[translation]) == ['']
     actual = OnnxModel(exported[translation], runtime)(images.numpy())
     # Scores within 1e-3. Boxes are in input pixels, and those of far-off anchors

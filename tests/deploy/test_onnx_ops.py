@@ -8,12 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmyolo_dcnv3.ops import dcnv3, dcnv3_implementation, sampling_locations
+from mmyolo_dcnv3.ops import dcnv3, sampling_locations
+from tests.conftest import require_deployment_stack
 
-pytest.importorskip('onnxscript', reason='deployment packages not installed (requirements/deploy.txt)')
-pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
-if dcnv3_implementation('cpu') != 'compiled':
-    pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
+require_deployment_stack()
 
 from mmyolo_dcnv3.deploy import OnnxModel, check_translation, dcnv3_translation_table, export_onnx, onnx_domains  # noqa: E402
 from mmyolo_dcnv3.deploy.onnx_ops import deformconv_point_order  # noqa: E402

@@ -12,13 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-pytest.importorskip('onnxscript', reason='deployment packages not installed (requirements/deploy.txt)')
-pytest.importorskip('onnxruntime', reason='deployment packages not installed (requirements/deploy.txt)')
+from tests.conftest import require_deployment_stack
 
-from mmyolo_dcnv3.ops import dcnv3_implementation  # noqa: E402
-
-if dcnv3_implementation('cpu') != 'compiled':
-    pytest.skip('the compiled DCNv3 op is not built', allow_module_level=True)
+require_deployment_stack()
 
 import onnx  # noqa: E402
 

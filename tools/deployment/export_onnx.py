@@ -101,7 +101,7 @@ def main(argv=None):
     except FileNotFoundError as error:
         raise SystemExit(f'export_onnx.py: no image to compare PyTorch and ONNX Runtime on: {error}; '
                          'give one with --check-image')
-    images, _ = preprocess_images(cfg, model, [image] * example.shape[0], tuple(example.shape[2:]))
+    images, _ = preprocess_images(cfg, model.data_preprocessor, [image] * example.shape[0], tuple(example.shape[2:]))
     with torch.no_grad():
         expected = [t.numpy() for t in ExportableYOLOv8(model, nms).eval()(images)]
     session = OnnxModel(path, 'onnxruntime')

@@ -25,7 +25,7 @@ import sys
 import time
 
 import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
-from mmyolo_dcnv3.deploy.quantize import BACKENDS, MIN_CALIBRATION_IMAGES, RECIPES
+from mmyolo_dcnv3.deploy.quantize import BACKENDS, MIN_CALIBRATION_IMAGES, OUTPUT_SUFFIXES, RECIPES
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
 
 SPLITS = ('train', 'val', 'test')
@@ -54,7 +54,7 @@ def parse_args(argv=None):
         parser.error(f'model {args.model!r} does not exist')
     if args.calib_images < MIN_CALIBRATION_IMAGES:
         parser.error(f'--calib-images must be at least {MIN_CALIBRATION_IMAGES}, got {args.calib_images}')
-    suffix = '.onnx' if args.backend == 'onnxruntime' else '.xml'
+    suffix = OUTPUT_SUFFIXES[args.backend]
     if not args.out.endswith(suffix):
         parser.error(f'--out: the {args.backend} INT8 model is written as {suffix}, got {args.out!r}')
     if osp.abspath(args.out) == osp.abspath(args.model):
@@ -65,15 +65,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mmyolo_dcnv3.deploy.onnx_detector import calibration_inputs
-    from mmyolo_dcnv3.deploy.quantize import quantize, quantized_float_paths
-    from mmyolo_dcnv3.deploy.yolov8 import read_metadata
+    from mmyolo_dcnv3.deploy.quantize import float_model_metadata, quantize, quantized_float_paths
     from mmyolo_dcnv3.utils.config import load_config
     try:
-        metadata = read_metadata(args.model)
+        float_model_metadata(args.model)  # before calibration, which takes a while
     except ValueError as error:
         sys.exit(f'error: {error}')
-    if 'quantization' in metadata:
-        sys.exit(f'error: {args.model} is already quantised; quantise the float file it was made from')
     cfg = load_config(args.config, args.cfg_options)
     start = time.perf_counter()
     try:
