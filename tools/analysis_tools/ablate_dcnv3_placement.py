@@ -240,7 +240,7 @@ def plot(summary, dataset_name, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(1.6 + 1.7 * len(summary), 3.8))
+    fig, ax = plt.subplots(figsize=(2.8 + 1.7 * len(summary), 3.8))
     for x, (variant, s) in enumerate(summary.items()):
         maps = s['bbox_mAP_per_seed']
         offsets = [0.08 * (i - (len(maps) - 1) / 2) for i in range(len(maps))]
@@ -253,7 +253,7 @@ def plot(summary, dataset_name, path):
     ax.set_xlim(-0.5, len(summary) - 0.5)
     ax.set(ylabel='val bbox mAP@[.5:.95]', title=f'YOLOv8-n on {dataset_name}: where DCNv3 goes')
     ax.grid(axis='y', alpha=0.3)
-    ax.legend(loc='lower right', fontsize=8)
+    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: never over a point
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
