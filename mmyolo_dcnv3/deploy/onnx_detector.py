@@ -6,7 +6,7 @@ predictions in original image pixels, the way the detector's ``predict``
 does, so that the exported model is evaluated with the config's metric.
 """
 import copy
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -123,10 +123,11 @@ def to_original_pixels(bboxes: torch.Tensor, meta: dict) -> torch.Tensor:
     return bboxes / bboxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
 
 
-def calibration_inputs(cfg, path: str, split: str, count: int) -> np.ndarray:
-    """(count, 3, H, W) float32 inputs of the ONNX file ``path`` for ``count`` images spread
-    evenly over the config's ``split`` (``'train'``, ``'val'`` or ``'test'``) dataset,
-    preprocessed as :class:`OnnxDetector` feeds the network."""
+def calibration_inputs(cfg, input_size: Tuple[int, int], split: str, count: int) -> np.ndarray:
+    """(count, 3, H, W) float32 network inputs at ``input_size`` (H, W: the exported
+    file's, its metadata's ``input_size``) for ``count`` images spread evenly over the
+    config's ``split`` (``'train'``, ``'val'`` or ``'test'``) dataset, preprocessed as
+    :class:`OnnxDetector` feeds the network."""
     from mmengine.registry import init_default_scope
     from mmyolo.registry import DATASETS, MODELS
 
@@ -143,5 +144,5 @@ def calibration_inputs(cfg, path: str, split: str, count: int) -> np.ndarray:
     indices = calibration_indices(len(dataset), count)
     image_paths = [dataset.get_data_info(i)['img_path'] for i in indices]
     images, _ = preprocess_images(copy.deepcopy(cfg), MODELS.build(cfg.model.data_preprocessor), image_paths,
-                                  tuple(read_metadata(path)['input_size']))
+                                  tuple(input_size))
     return images.numpy()

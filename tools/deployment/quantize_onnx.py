@@ -68,13 +68,13 @@ def main(argv=None):
     from mmyolo_dcnv3.deploy.quantize import float_model_metadata, quantize, quantized_float_paths
     from mmyolo_dcnv3.utils.config import load_config
     try:
-        float_model_metadata(args.model)  # before calibration, which takes a while
+        metadata = float_model_metadata(args.model)  # before calibration, which takes a while
     except ValueError as error:
         sys.exit(f'error: {error}')
     cfg = load_config(args.config, args.cfg_options)
     start = time.perf_counter()
     try:
-        images = calibration_inputs(cfg, args.model, args.calib_split, args.calib_images)
+        images = calibration_inputs(cfg, metadata['input_size'], args.calib_split, args.calib_images)
     except ValueError as error:
         sys.exit(f'error: --calib-images/--calib-split: {error}')
     print(f'calibrating on {len(images)} {args.calib_split} images', flush=True)
