@@ -445,7 +445,7 @@ def compiled_files(build_output: str) -> str:
     for name, section in zip(sections[1::2], sections[2::2]):
         steps = len(re.findall(r'^\[\d+/\d+\] ', section, flags=re.MULTILINE))  # ninja's, one per file
         parts.append(f'{name}: ' + ('up to date' if 'ninja: no work to do' in section
-                                    else f'{steps} files compiled' if steps else 'built'))
+                                    else f'{steps} file{"s" if steps > 1 else ""} compiled' if steps else 'built'))
     return ', '.join(parts) or 'nothing built'
 
 
