@@ -274,6 +274,13 @@ class BuildPyWithMimFolder(build_py):
         self.copy_file(os.path.join(ROOT, CONFIG_SCOPE_PTH), self.build_lib)
 
 
+def read_requirements(name: str) -> list:
+    """The requirements of ``requirements/<name>.txt``, comments and blank lines left out."""
+    with open(os.path.join(ROOT, 'requirements', f'{name}.txt')) as f:
+        lines = (line.split('#', 1)[0].strip() for line in f)
+        return [line for line in lines if line]
+
+
 OPENMMLAB_REQUIRES = [
     # The versions this package is built and tested with (requirements/constraints.txt):
     # mmyolo 0.6.0 needs mmcv < 2.1.0; mmcv has to be built with its ops for current torch.
@@ -311,6 +318,8 @@ if __name__ == '__main__':
         },
         # The op (mmyolo_dcnv3.ops) needs torch alone; the models, configs and tools need OpenMMLab.
         install_requires=['torch>=2.4'],
-        extras_require={'openmmlab': OPENMMLAB_REQUIRES},
+        # [deploy]: ONNX export, the runtimes and INT8 (mmyolo_dcnv3.deploy, tools/deployment/); the versions
+        # tested are in requirements/constraints.txt.
+        extras_require={'openmmlab': OPENMMLAB_REQUIRES, 'deploy': read_requirements('deploy')},
         zip_safe=False,
     )

@@ -1,6 +1,7 @@
 """Shared fixtures: the toy COCO dataset, a subprocess runner for the command lines, the tools in-process."""
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,13 @@ def run_command(args, env=None, check=True, timeout=900, cwd=None):
 def load_tool(relative):
     """A tool of tools/ (e.g. ``'deployment/export_onnx.py'``) as a module, to call its ``parse_args`` or
     ``main`` in-process: the same code as the command line, without a new interpreter for each refusal."""
-    path = os.path.join(ROOT, 'tools', relative)
-    spec = importlib.util.spec_from_file_location('tools_' + relative[:-3].replace('/', '_'), path)
+    return load_script(os.path.join('tools', relative))
+
+
+def load_script(path):
+    """A Python script as a module, as :func:`load_tool` does; ``path`` relative to the repository or absolute."""
+    name = re.sub(r'\W', '_', os.path.relpath(os.path.join(ROOT, path), ROOT)[:-3])
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -15,7 +15,7 @@ Phases (each announced with a line starting '==>'):
  6. pictures: detections side by side, DCNv3 sampling points, training curves;
  7. the comparison table (also written to OUT/results.md and results.json).
 
-    python tools/demo.py [--out outputs/demo] [--data data/toy_coco] [--seed N]
+    python tools/demo.py [--out outputs/demo] [--data data/toy_coco] [--seed 0]
 
 A shortened run (what the test suite runs): --train-images 8 --val-images 4
 --img-size 128 --epochs 1.

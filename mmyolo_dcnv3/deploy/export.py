@@ -1,4 +1,5 @@
 """torch.onnx.export with the DCNv3 translations, for any module (torch, onnx, onnxscript only)."""
+import importlib.util
 import os
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -6,6 +7,18 @@ import torch
 
 from ..ops import dcnv3_implementation
 from .onnx_ops import DEFAULT_OPSET, check_translation, dcnv3_translation_table
+
+
+def _holds_dcnv3_layers(model: torch.nn.Module) -> bool:
+    """Whether ``model`` contains a :class:`mmyolo_dcnv3.models.layers.DCNv3` block (or a subclass's).
+
+    The block is an mmengine-registered module, so it exists only where mmengine is installed; without
+    mmengine no model can hold one, and this module keeps needing torch alone.
+    """
+    if importlib.util.find_spec('mmengine') is None:
+        return False
+    from ..models.layers import DCNv3
+    return any(isinstance(module, DCNv3) for module in model.modules())
 
 
 def export_onnx(model: torch.nn.Module, args: tuple, path: str, *, translation: str = 'gridsample',
@@ -36,7 +49,7 @@ def export_onnx(model: torch.nn.Module, args: tuple, path: str, *, translation: 
     """
     opset = DEFAULT_OPSET.get(translation, 18) if opset is None else opset
     check_translation(translation, opset)
-    if any(type(m).__name__ == 'DCNv3' for m in model.modules()) and dcnv3_implementation('cpu') != 'compiled':
+    if _holds_dcnv3_layers(model) and dcnv3_implementation('cpu') != 'compiled':
         raise RuntimeError('ONNX export translates the compiled op torch.ops.mmyolo_dcnv3.dcnv3_forward, '
                            'which is not in use (MMYOLO_DCNV3_IMPL=reference, or the kernels are not built): '
                            'build them with `python setup.py build_ext --inplace` and unset MMYOLO_DCNV3_IMPL')

@@ -53,7 +53,7 @@ def test_dataset_block_is_everything_a_new_dataset_needs(tmp_path):
 def test_finetune_from_a_plain_yolov8_s_checkpoint_loads_all_but_dcnv3_and_logs_the_new_keys(toy_coco, tmp_path):
     toy = dict(data_root=toy_coco, class_name=TOY_CLASSES, train_ann_file='annotations/instances_train.json',
                train_image_dir='train/', val_ann_file='annotations/instances_val.json', val_image_dir='val/',
-               img_scale=(128, 128), max_epochs=1, close_mosaic_epochs=0, val_interval=1,
+               max_epochs=1, close_mosaic_epochs=0, val_interval=1,
                train_batch_size_per_gpu=4, train_num_workers=0)
     # 1. A plain MMYOLO YOLOv8-s (its own backbone class), trained briefly on the same data.
     plain_config = tmp_path / 'plain.py'

@@ -85,13 +85,15 @@ def test_package_data_holds_configs_tools_and_the_config_scope_hook(laid_out_pac
     assert (lib / 'mmyolo_dcnv3_config_scope.pth').read_text().startswith('import mmyolo_dcnv3_config_scope')
 
 
-def test_metadata_names_version_license_python_and_torch(laid_out_package):
+def test_metadata_names_version_license_python_torch_and_the_extras(laid_out_package):
     info = email.message_from_string((laid_out_package / 'mmyolo_dcnv3.egg-info' / 'PKG-INFO').read_text())
     assert info['Name'] == 'mmyolo-dcnv3' and info['Version'] == load_setup_module().read_version()
     assert SpecifierSet(info['Requires-Python']) == SpecifierSet('>=3.10,<3.12')
     assert info['License'] == 'Apache-2.0' or 'Apache-2.0' in info.get('License-Expression', '')
     assert 'torch>=2.4' in info.get_all('Requires-Dist')
     assert any(r.startswith('mmyolo==0.6.0') and 'openmmlab' in r for r in info.get_all('Requires-Dist'))
+    deploy = {r.split(';')[0].strip() for r in info.get_all('Requires-Dist') if 'extra == "deploy"' in r}
+    assert deploy == {'onnx', 'onnxscript', 'onnx-ir', 'onnxruntime', 'openvino', 'nncf'}  # requirements/deploy.txt
     assert '## Quick start' in info.get_payload()
     assert (laid_out_package / 'mmyolo_dcnv3.egg-info' / 'SOURCES.txt').read_text().count('LICENSE') == 1
 
