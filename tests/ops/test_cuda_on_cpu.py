@@ -7,7 +7,6 @@ covers and what only a GPU can show). The ``cuda_on_cpu`` fixture (conftest.py) 
 """
 import contextlib
 import math
-import re
 
 import pytest
 import torch
@@ -134,22 +133,11 @@ def test_reversed_order_changes_the_order_of_atomic_additions(cuda_on_cpu):
     torch.testing.assert_close(reversed_order, in_order)
 
 
-@pytest.mark.parametrize('group_channels,atomic_gradients', [
-    (16, 'grad_input is accumulated with atomicAdd'),
-    (24, 'grad_input, grad_offset and grad_mask are accumulated with atomicAdd')])
+@pytest.mark.parametrize('group_channels,atomic_gradients', testing.CUDA_ATOMIC_GRADIENTS)
 def test_backward_is_refused_in_deterministic_mode_naming_its_atomic_gradients(cuda_on_cpu, group_channels,
                                                                                atomic_gradients):
-    case = testing.Case(group=2, group_channels=group_channels)
-    tensors = case.tensors(dtype=torch.float32, requires_grad=True)
-    dcnv3 = differentiable(cuda_on_cpu)
-    expected = re.escape(f'mmyolo_dcnv3::dcnv3_backward on CUDA ({atomic_gradients})')
-    with testing.deterministic_algorithms():
-        output = dcnv3(*tensors, *case.op_args())  # the forward uses no atomics
-        with pytest.raises(RuntimeError, match=expected):
-            output.sum().backward()
-    with testing.deterministic_algorithms(warn_only=True):
-        with pytest.warns(UserWarning, match=expected):
-            dcnv3(*tensors, *case.op_args()).sum().backward()
+    testing.assert_deterministic_mode_refuses_the_backward(differentiable(cuda_on_cpu), group_channels,
+                                                           atomic_gradients, device='cpu')
 
 
 @pytest.mark.parametrize('case', [

@@ -1,11 +1,11 @@
 """The CUDA-on-CPU runtime's own rules (tests/ops/cuda_on_cpu/cuda_on_cpu.h), on small kernels of
 cuda_on_cpu/runtime_checks.cpp: CUDA's __shfl_down_sync semantics where they are defined, an abort with a
 diagnosis where the device's result would be undefined."""
-import os
 import subprocess
 
 import pytest
 
+from tests.ops.conftest import skip_without_compiler
 from tests.ops.cuda_on_cpu import build
 
 WARP = 32
@@ -13,8 +13,7 @@ WARP = 32
 
 @pytest.fixture(scope='module')
 def runtime_checks():
-    if build.compiler() is None and not os.environ.get('CI'):
-        pytest.skip('the CUDA-on-CPU tier needs g++')
+    skip_without_compiler()
     program = build.build_runtime_checks()
     return lambda scenario: subprocess.run([str(program), scenario], capture_output=True, text=True, timeout=60)
 

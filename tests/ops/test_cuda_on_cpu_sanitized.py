@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, run_command
-from tests.ops.conftest import LIBRARY_VARIABLE
+from tests.ops.conftest import LIBRARY_VARIABLE, skip_without_compiler
 from tests.ops.cuda_on_cpu import build
 
 # name: (file under csrc/, text that must occur exactly once, its replacement, the expected diagnosis)
@@ -35,8 +35,7 @@ PLANTED_BUGS = {
 
 @pytest.fixture(scope='module')
 def sanitizer_environment():
-    if build.compiler() is None and not os.environ.get('CI'):
-        pytest.skip('the CUDA-on-CPU tier needs g++')
+    skip_without_compiler()
     return build.sanitizer_environment()
 
 

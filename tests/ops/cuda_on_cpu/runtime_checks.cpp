@@ -3,7 +3,10 @@
 // one warp of 32 threads: a kept rule prints the lanes' results, one per line;
 // a broken rule ends the process with the runtime's diagnosis.
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <string>
 
 #include "cuda_on_cpu.h"
 
@@ -50,36 +53,37 @@ __global__ void misaligned_vector_store(char* bytes) { __stwb(reinterpret_cast<u
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s SCENARIO\n", argv[0]);
-    return 2;
-  }
-  const char* scenario = argv[1];
   const auto one_warp = [](auto kernel) { return ::cuda_on_cpu::launch(dim3(1), dim3(warpSize), 0, {}, kernel); };
-  float floats[warpSize] = {};
-  double doubles[warpSize] = {};
-  alignas(16) char bytes[64] = {};
-  if (std::strncmp(scenario, "segment_sums_", 13) == 0) {
-    one_warp(segment_sums)(std::atoi(scenario + 13), floats);
-    for (float value : floats) std::printf("%g\n", value);
-  } else if (std::strncmp(scenario, "shift_down_", 11) == 0) {
-    one_warp(shift_down)(static_cast<unsigned>(std::atoi(scenario + 11)), doubles);
-    for (double value : doubles) std::printf("%g\n", value);
-  } else if (std::strcmp(scenario, "lane_exits_before_the_shuffle") == 0) {
-    one_warp(lane_exits_before_the_shuffle)(floats);
-  } else if (std::strcmp(scenario, "lanes_at_different_calls") == 0) {
-    one_warp(lanes_at_different_calls)(floats);
-  } else if (std::strcmp(scenario, "width_not_a_power_of_two") == 0) {
-    one_warp(width_not_a_power_of_two)(floats);
-  } else if (std::strcmp(scenario, "read_outside_the_mask") == 0) {
-    one_warp(read_outside_the_mask)(floats);
-  } else if (std::strcmp(scenario, "misaligned_atomic_add") == 0) {
-    one_warp(misaligned_atomic_add)(bytes);
-  } else if (std::strcmp(scenario, "misaligned_vector_store") == 0) {
-    one_warp(misaligned_vector_store)(bytes);
-  } else {
-    std::fprintf(stderr, "unknown scenario %s\n", scenario);
-    return 2;
+  static float floats[warpSize];
+  static double doubles[warpSize];
+  alignas(16) static char bytes[64];
+  // Each scenario's kernels; the ones with an argument take it from the scenario's name, after its stem.
+  const std::map<std::string, std::function<void(int)>> scenarios = {
+      {"segment_sums_",
+       [&](int width) {
+         one_warp(segment_sums)(width, floats);
+         for (float value : floats) std::printf("%g\n", value);
+       }},
+      {"shift_down_",
+       [&](int delta) {
+         one_warp(shift_down)(static_cast<unsigned>(delta), doubles);
+         for (double value : doubles) std::printf("%g\n", value);
+       }},
+      {"lane_exits_before_the_shuffle", [&](int) { one_warp(lane_exits_before_the_shuffle)(floats); }},
+      {"lanes_at_different_calls", [&](int) { one_warp(lanes_at_different_calls)(floats); }},
+      {"width_not_a_power_of_two", [&](int) { one_warp(width_not_a_power_of_two)(floats); }},
+      {"read_outside_the_mask", [&](int) { one_warp(read_outside_the_mask)(floats); }},
+      {"misaligned_atomic_add", [&](int) { one_warp(misaligned_atomic_add)(bytes); }},
+      {"misaligned_vector_store", [&](int) { one_warp(misaligned_vector_store)(bytes); }},
+  };
+  const std::string scenario = argc == 2 ? argv[1] : "";
+  for (const auto& [stem, run] : scenarios) {
+    const bool takes_argument = stem.back() == '_';
+    if (takes_argument ? scenario.rfind(stem, 0) == 0 : scenario == stem) {
+      run(takes_argument ? std::atoi(scenario.c_str() + stem.size()) : 0);
+      return 0;
+    }
   }
-  return 0;
+  std::fprintf(stderr, "usage: %s SCENARIO (one of the kernels' names in runtime_checks.cpp)\n", argv[0]);
+  return 2;
 }
