@@ -1,7 +1,7 @@
 # The README's commands. Each sets up the environment first
 # (tools/setup_env.sh: idempotent, seconds once the environment exists).
 PY := .venv/bin/python
-CSRC := $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
+CXX_SOURCES := $(shell find csrc tests -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 
 .PHONY: setup demo test test-fast test-slow lint benchmark
 
@@ -24,10 +24,10 @@ test-fast: setup
 test-slow: setup
 	$(PY) -m pytest -m slow
 
-## ruff on the Python, clang-format on csrc/ (configurations: pyproject.toml, .clang-format).
+## ruff on the Python, clang-format on the C++/CUDA of csrc/ and tests/ (configurations: pyproject.toml, .clang-format).
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/clang-format --dry-run --Werror $(CSRC)
+	.venv/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
 
 ## Side-by-side timing of the DCNv3 implementations.
 benchmark: setup

@@ -7,6 +7,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/library.h>
 
+#include "common/dcnv3_op_schemas.h"
+
 namespace mmyolo_dcnv3 {
 namespace {
 
@@ -31,24 +33,8 @@ at::Tensor dcnv3_forward_autocast(const at::Tensor& input, const at::Tensor& off
 }  // namespace
 
 TORCH_LIBRARY(mmyolo_dcnv3, m) {
-  m.def(
-      "dcnv3_forward(Tensor input, Tensor offset, Tensor mask, int kernel_h, int kernel_w, int stride_h, "
-      "int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w, int group, int group_channels, "
-      "float offset_scale, int im2col_step, bool remove_center) -> Tensor");
-  m.def(
-      "dcnv3_backward(Tensor input, Tensor offset, Tensor mask, Tensor grad_output, int kernel_h, int kernel_w, "
-      "int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w, int group, "
-      "int group_channels, float offset_scale, int im2col_step, bool remove_center) -> (Tensor, Tensor, Tensor)");
-  // Test hooks: the CUDA kernels' thread bodies run on the host
-  // (cpu/dcnv3_cuda_emulation.cpp); same arguments as above.
-  m.def(
-      "emulate_cuda_forward(Tensor input, Tensor offset, Tensor mask, int kernel_h, int kernel_w, int stride_h, "
-      "int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w, int group, int group_channels, "
-      "float offset_scale, int im2col_step, bool remove_center) -> Tensor");
-  m.def(
-      "emulate_cuda_backward(Tensor input, Tensor offset, Tensor mask, Tensor grad_output, int kernel_h, "
-      "int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w, int group, "
-      "int group_channels, float offset_scale, int im2col_step, bool remove_center) -> (Tensor, Tensor, Tensor)");
+  m.def(kForwardSchema);
+  m.def(kBackwardSchema);
 }
 
 TORCH_LIBRARY_IMPL(mmyolo_dcnv3, AutocastCPU, m) { m.impl("dcnv3_forward", dcnv3_forward_autocast); }

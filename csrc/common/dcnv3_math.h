@@ -1,7 +1,6 @@
 // Device-agnostic arithmetic of DCNv3, written once: the shape, the point order
-// and the sampling grid (used by the CPU kernels, the CUDA kernels and the host
-// emulation of the CUDA thread bodies) and the bilinear interpolation (used by
-// the CUDA kernels and their emulation; the CPU kernels read a clamped 2x2
+// and the sampling grid (used by the CPU and the CUDA kernels) and the bilinear
+// interpolation (used by the CUDA kernels; the CPU kernels read a clamped 2x2
 // block instead, see cpu/dcnv3_cpu_kernel.h).
 //
 // The contract (shapes, point order, sampling formula) is the one of

@@ -2,11 +2,10 @@
 //
 // A CUDA thread handles `V` consecutive channels (one vector load) of one
 // group of one output pixel; thread index = (pixel * G + g) * (GC / V) + chunk.
-// cuda/dcnv3_cuda.cu wraps these bodies in __global__ kernels;
-// cpu/dcnv3_cuda_emulation.cpp runs the very same bodies sequentially on the
-// host, so the CUDA index arithmetic, packing and gradient formulas are tested
-// on machines without a GPU. What differs on the device (atomics, warp
-// shuffles) lives in the `Sink` policy passed to the backward body.
+// cuda/dcnv3_cuda_kernels.cuh wraps these bodies in __global__ kernels; what
+// only the device does (atomics, warp shuffles) lives in the `Sink` policy
+// passed to the backward body. The CPU test suite runs the kernels, device
+// branches included, on the host (tests/ops/cuda_on_cpu/, docs/cuda.md).
 #pragma once
 
 #include <c10/util/BFloat16.h>

@@ -1,6 +1,6 @@
 // Host side of the thread-body kernels (dcnv3_thread_bodies.h): checks,
-// dtype dispatch, channels-per-thread choice, gradient accumulators. Shared by
-// the CUDA launcher and the host emulation; `Executor` runs the bodies:
+// dtype dispatch, channels-per-thread choice, gradient accumulators, for the
+// CUDA launcher (cuda/dcnv3_cuda.cu); `Executor` runs the bodies:
 //
 //   Executor::forward<scalar_t, acc_t, V>(shape, threads, input, offset, mask, output)
 //   Executor::backward<scalar_t, acc_t, V>(shape, threads, input, offset, mask, grad_output,

@@ -3,9 +3,9 @@
 // dtypes: float32, float64, float16, bfloat16 (accumulated in float32).
 // One thread per (output pixel, group, V channels); V is chosen so that each
 // thread reads its channels with one 16-byte (or narrower) vector load. The
-// per-thread arithmetic is common/dcnv3_thread_bodies.h, shared with the host
-// emulation that the CPU test suite runs; the __global__ kernels are in
-// cuda/dcnv3_cuda_kernels.cuh.
+// per-thread arithmetic is common/dcnv3_thread_bodies.h; the __global__
+// kernels are in cuda/dcnv3_cuda_kernels.cuh. The CPU test suite compiles this
+// very file for the host and runs it (tests/ops/cuda_on_cpu/, docs/cuda.md).
 //
 // Backward: grad_input is a scatter and always uses atomicAdd, so its rounding
 // may vary from run to run. grad_offset and grad_mask sum over a group's
@@ -22,6 +22,14 @@
 #include "common/dcnv3_thread_launch.h"
 #include "cuda/dcnv3_cuda_kernels.cuh"
 
+// The CUDA-on-CPU test build (tests/ops/cuda_on_cpu/) compiles this file with a
+// host compiler: it defines DCNV3_CUDA_ON_CPU and these two macros itself, to
+// launch without `<<<...>>>` and to register into a test namespace instead.
+#if !defined(DCNV3_CUDA_ON_CPU)
+#define DCNV3_LAUNCH(blocks, threads_per_block, stream, ...) __VA_ARGS__<<<blocks, threads_per_block, 0, stream>>>
+#define DCNV3_CUDA_LIBRARY_IMPL(m) TORCH_LIBRARY_IMPL(mmyolo_dcnv3, CUDA, m)
+#endif
+
 namespace mmyolo_dcnv3 {
 namespace {
 
@@ -35,8 +43,8 @@ struct CudaExecutor {
   template <typename scalar_t, typename acc_t, int V>
   static void forward(const Dcnv3Shape& s, int64_t threads, const scalar_t* input, const scalar_t* offset,
                       const scalar_t* mask, scalar_t* output) {
-    forward_kernel<scalar_t, acc_t, V><<<blocks_for(threads), kThreadsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
-        s, threads, input, offset, mask, output);
+    DCNV3_LAUNCH(blocks_for(threads), kThreadsPerBlock, at::cuda::getCurrentCUDAStream(),
+                 forward_kernel<scalar_t, acc_t, V>)(s, threads, input, offset, mask, output);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
@@ -49,8 +57,9 @@ struct CudaExecutor {
             ? "mmyolo_dcnv3::dcnv3_backward on CUDA (grad_input is accumulated with atomicAdd)"
             : "mmyolo_dcnv3::dcnv3_backward on CUDA (grad_input, grad_offset and grad_mask are accumulated "
               "with atomicAdd)");
-    backward_kernel<scalar_t, acc_t, V><<<blocks_for(threads), kThreadsPerBlock, 0, at::cuda::getCurrentCUDAStream()>>>(
-        s, threads, input, offset, mask, grad_output, grad_input, grad_offset, grad_mask);
+    DCNV3_LAUNCH(blocks_for(threads), kThreadsPerBlock, at::cuda::getCurrentCUDAStream(),
+                 backward_kernel<scalar_t, acc_t, V>)(s, threads, input, offset, mask, grad_output, grad_input,
+                                                      grad_offset, grad_mask);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 };
@@ -78,7 +87,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_cuda(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(mmyolo_dcnv3, CUDA, m) {
+DCNV3_CUDA_LIBRARY_IMPL(m) {
   m.impl("dcnv3_forward", dcnv3_forward_cuda);
   m.impl("dcnv3_backward", dcnv3_backward_cuda);
 }

@@ -22,8 +22,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
 
 // Adds the backward's partials to the gradient accumulators: grad_input with
 // atomics, grad_offset/grad_mask by warp shuffles or atomics (see
-// reduces_by_warp_shuffle). The host emulation mirrors this in
-// cpu/dcnv3_cuda_emulation.cpp (WarpExecutor).
+// reduces_by_warp_shuffle).
 template <typename acc_t>
 struct AtomicSink {
   acc_t* grad_input;

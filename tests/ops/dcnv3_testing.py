@@ -1,6 +1,7 @@
 """Shared inputs and comparisons for the DCNv3 operator tests (torch only)."""
 import contextlib
 import dataclasses
+import re
 from typing import Tuple
 
 import pytest
@@ -189,6 +190,28 @@ def deterministic_algorithms(warn_only=False):
         yield
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=was_warn_only)
+
+
+# group_channels, and what the CUDA backward's determinism alert names as accumulated with atomicAdd: in
+# float32, the 4 lanes of 16 channels reduce grad_offset/grad_mask by warp shuffles, the 6 of 24 cannot.
+CUDA_ATOMIC_GRADIENTS = [(16, 'grad_input is accumulated with atomicAdd'),
+                         (24, 'grad_input, grad_offset and grad_mask are accumulated with atomicAdd')]
+
+
+def assert_deterministic_mode_refuses_the_backward(dcnv3_fn, group_channels, atomic_gradients, device):
+    """``dcnv3_fn`` (the op's signature, differentiable; CUDA kernels) runs its forward under
+    torch.use_deterministic_algorithms(True) but refuses its backward there, and warns with warn_only=True,
+    naming the gradients it accumulates with atomicAdd."""
+    case = Case(group=2, group_channels=group_channels)
+    tensors = case.tensors(dtype=torch.float32, device=device, requires_grad=True)
+    expected = re.escape(f'mmyolo_dcnv3::dcnv3_backward on CUDA ({atomic_gradients})')
+    with deterministic_algorithms():
+        output = dcnv3_fn(*tensors, *case.op_args())  # the forward uses no atomics
+        with pytest.raises(RuntimeError, match=expected):
+            output.sum().backward()
+    with deterministic_algorithms(warn_only=True):
+        with pytest.warns(UserWarning, match=expected):
+            dcnv3_fn(*tensors, *case.op_args()).sum().backward()
 
 
 def assert_samples_the_right_neighbour(forward_op, backward_op, size, device, rows=512):

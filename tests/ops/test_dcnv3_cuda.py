@@ -1,7 +1,6 @@
 """The CUDA kernels (skipped without a GPU; tools/gpu_check.sh runs them and
 counts a skip as a failure)."""
 import os
-import re
 import subprocess
 import sys
 
@@ -97,20 +96,9 @@ def test_cuda_backward_twice_gives_bitwise_equal_offset_and_mask_gradients(dtype
         torch.testing.assert_close(again[0], first[0])
 
 
-@pytest.mark.parametrize('group_channels,atomic_gradients', [
-    (16, 'grad_input is accumulated with atomicAdd'),
-    (24, 'grad_input, grad_offset and grad_mask are accumulated with atomicAdd')])
+@pytest.mark.parametrize('group_channels,atomic_gradients', testing.CUDA_ATOMIC_GRADIENTS)
 def test_cuda_backward_is_refused_in_deterministic_mode(group_channels, atomic_gradients):
-    case = testing.Case(group=2, group_channels=group_channels)
-    tensors = case.tensors(dtype=torch.float32, device='cuda', requires_grad=True)
-    expected = re.escape(f'mmyolo_dcnv3::dcnv3_backward on CUDA ({atomic_gradients})')
-    with testing.deterministic_algorithms():
-        output = dcnv3(*tensors, *case.op_args())  # the forward uses no atomics
-        with pytest.raises(RuntimeError, match=expected):
-            output.sum().backward()
-    with testing.deterministic_algorithms(warn_only=True):
-        with pytest.warns(UserWarning, match=expected):
-            dcnv3(*tensors, *case.op_args()).sum().backward()
+    testing.assert_deterministic_mode_refuses_the_backward(dcnv3, group_channels, atomic_gradients, device='cuda')
 
 
 def test_cuda_misaligned_input_and_grad_output_fall_back_to_narrower_loads():

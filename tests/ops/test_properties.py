@@ -1,8 +1,10 @@
-"""Property-based: random valid shapes and parameters, compiled vs reference."""
+"""Property-based: random valid shapes and parameters, the compiled CPU kernels and the CUDA source run on
+the CPU (test_cuda_on_cpu.py) vs the reference."""
 import pytest
 
 from mmyolo_dcnv3.ops._library import compiled_kernels
 from tests.ops.dcnv3_testing import Case
+from tests.ops.test_cuda_on_cpu import differentiable
 from tests.ops.test_dcnv3_cpu import assert_matches_reference
 
 hypothesis = pytest.importorskip('hypothesis')
@@ -43,6 +45,5 @@ def test_compiled_matches_reference_on_random_cases(case):
 
 @hypothesis.settings(max_examples=30, deadline=None, derandomize=True)
 @hypothesis.given(case=cases())
-def test_cuda_thread_bodies_match_reference_on_random_cases(case):
-    from tests.ops.test_cuda_emulation import emulated
-    assert_matches_reference(case, fn=emulated)
+def test_cuda_source_run_on_the_cpu_matches_reference_on_random_cases(cuda_on_cpu, case):
+    assert_matches_reference(case, fn=differentiable(cuda_on_cpu))

@@ -131,6 +131,18 @@ def test_source_checkout_resolves_mmyolo_dcnv3_configs_to_its_configs_folder(tmp
     assert cfg.custom_imports.imports == ['mmyolo_dcnv3']
 
 
+def test_wheel_libraries_are_built_from_csrc_alone_and_register_only_the_public_ops(monkeypatch):
+    """Test-only code (the CUDA-on-CPU tier of tests/ops/cuda_on_cpu/) stays out of the wheel's libraries."""
+    monkeypatch.setenv('FORCE_CUDA', '0')
+    sources = [source for extension in load_setup_module().extensions() for source in extension.sources]
+    assert sources and all(source.startswith('csrc/') for source in sources), sources
+    from mmyolo_dcnv3.ops._library import compiled_kernels
+    if not compiled_kernels().available('cpu'):
+        pytest.skip('the CPU kernels are not built')
+    public = sorted(name for name in torch._C._dispatch_get_all_op_names() if name.startswith('mmyolo_dcnv3::'))
+    assert public == ['mmyolo_dcnv3::dcnv3_backward', 'mmyolo_dcnv3::dcnv3_forward']
+
+
 def test_setup_picks_the_release_architectures_nvcc_supports():
     setup_module = load_setup_module()
     supported = ['5.0', '6.0', '7.5', '8.0', '8.6', '8.9', '9.0', '10.0', '12.0', '12.1']
