@@ -2,7 +2,9 @@
 from mmengine.registry import HOOKS, MODELS
 from mmyolo.registry import MODELS as MMYOLO_MODELS
 
-import mmyolo_dcnv3  # noqa: F401  (registers the modules)
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 EXPECTED = {'DCNv3', 'DCNv3Conv2d', 'DCNv3ConvModule', 'DarknetBottleneckDCNv3', 'CSPLayerWithTwoConvDCNv3',
             'YOLOv8CSPDarknetDCNv3', 'CSPNeXtDCNv3', 'CSPNeXtLayerDCNv3', 'LoadFromReportHook'}
