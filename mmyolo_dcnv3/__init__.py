@@ -1,32 +1,31 @@
 """mmyolo-dcnv3: DCNv3 (InternImage) for MMYOLO's YOLOv8.
 
-Importing the package loads the DCNv3 kernels (:mod:`mmyolo_dcnv3.ops`) and,
-where mmengine is installed, registers the modules in the OpenMMLab registries
-(so ``custom_imports=dict(imports=['mmyolo_dcnv3'])`` in a config works) and
-applies the fixes of :mod:`mmyolo_dcnv3.utils.compat`.
-:mod:`mmyolo_dcnv3.ops` alone needs nothing but torch.
+What importing does:
+
+* ``import mmyolo_dcnv3.ops`` (the operator) needs torch alone and imports
+  nothing of the OpenMMLab stack; its only global change is the operator
+  itself, ``torch.ops.mmyolo_dcnv3`` (the compiled library, where built).
+* ``import mmyolo_dcnv3`` does the same, and, when mmengine is already
+  imported and the stack is installed, registers the package's modules as
+  :func:`mmyolo_dcnv3.utils.register_all_modules` does (without changing the
+  default scope). That is the case of a config's
+  ``custom_imports=dict(imports=['mmyolo_dcnv3'])``, which mmengine's
+  ``Config`` processes.
+* A script that builds from the registries calls
+  ``mmyolo_dcnv3.utils.register_all_modules()`` (MMYOLO's name and meaning),
+  whatever it imported before; calling it again changes nothing.
+
+Python runs this file before any submodule, so it must not import the stack
+unless the stack is already in use: ``import mmyolo_dcnv3.ops`` in a fresh
+interpreter with mmengine installed and mmyolo absent has to work.
 """
-import importlib.util
-import os
+import sys
 
-from .utils.stack_warnings import silence_stack_warnings
+from . import ops
+from .utils.setup_env import missing_stack_packages, register_all_modules
+from .version import __version__
 
-# Before the stack is imported: its import-time deprecation warnings (see the module).
-silence_stack_warnings()
-# albumentations (in YOLOv8's pipelines) otherwise asks the network for updates.
-os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
-
-import mmyolo_dcnv3_config_scope  # noqa: E402
-
-from . import ops  # noqa: E402
-from .version import __version__  # noqa: E402
-
-# `_base_ = 'mmyolo_dcnv3::...'` in configs (installed packages do this at start-up already).
-mmyolo_dcnv3_config_scope.install()
-
-if importlib.util.find_spec('mmengine') is not None:
-    from . import engine, models  # noqa: F401  (register the hooks and modules)
-    from .utils import compat
-    compat.apply()
+if 'mmengine' in sys.modules and not missing_stack_packages():
+    register_all_modules(init_default_scope=False)
 
 __all__ = ['ops', '__version__']

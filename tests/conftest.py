@@ -78,7 +78,8 @@ def save_initialised_checkpoint(config: str, out_path: str, classes=None, cls_bi
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
-    import mmyolo_dcnv3  # noqa: F401
+    from mmyolo_dcnv3.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
     init_default_scope(cfg.get('default_scope', 'mmdet'))

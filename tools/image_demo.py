@@ -13,10 +13,12 @@ import argparse
 import os.path as osp
 import sys
 
-import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.apis import build_inferencer, image_paths, is_video, run_on_images, run_on_video
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.checkpoint import CheckpointMismatchError
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument, add_partial_checkpoint_argument
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):

@@ -13,7 +13,7 @@ import argparse
 import os.path as osp
 import sys
 
-import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.checkpoint import CheckpointMismatchError
 from mmyolo_dcnv3.utils.cli import (
     add_partial_checkpoint_argument,
@@ -24,6 +24,8 @@ from mmyolo_dcnv3.utils.cli import (
 )
 from mmyolo_dcnv3.utils.compat import init_cpu_distributed
 from mmyolo_dcnv3.utils.dataset_checks import DatasetNotFoundError, check_dataset_paths
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):

@@ -1,8 +1,11 @@
 """The DCNv3 op: dispatch to the compiled kernels, autograd and fake kernels.
 
 The compiled op is ``torch.ops.mmyolo_dcnv3.dcnv3_forward``. Its autograd
-formula (calling ``dcnv3_backward``) and fake kernels are registered here, so
-``torch.compile`` and ``torch.export`` see a single op.
+formula and fake kernels are registered here, so ``torch.compile`` and
+``torch.export`` see a single op. Its backward runs the compiled
+``dcnv3_backward``, or, when autograd is asked for a graph of the gradients
+(``create_graph=True``), autograd through the reference
+(:func:`_differentiable_gradients`).
 
 Which implementation runs is decided per call by the environment variable
 ``MMYOLO_DCNV3_IMPL``:
@@ -89,8 +92,11 @@ def dcnv3(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_
         (N, H_out, W_out, C), H_out = (H_in + 2 pad_h - (dilation_h (kernel_h -
         1) + 1)) // stride_h + 1, likewise W_out.
 
-    Differentiable with respect to input, offset and mask. On the CPU every
-    gradient is deterministic (bitwise, whatever the thread count). On CUDA:
+    Differentiable with respect to input, offset and mask, to any order
+    (gradients taken with ``create_graph=True`` come from the reference:
+    slower, equal to the kernels' to rounding, and differentiable). On the
+    CPU every gradient is deterministic (bitwise, whatever the thread count).
+    On CUDA:
 
     * the gradient of ``input`` is always accumulated with ``atomicAdd``: its
       last bits may vary between runs;
@@ -129,6 +135,27 @@ def dcnv3(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, kernel_
         im2col_step, remove_center)
 
 
+def _differentiable_gradients(input, offset, mask, grad_output, params, needs_input_grad):
+    """The op's gradients as a differentiable function of its inputs and ``grad_output``.
+
+    The compiled backward kernel computes first-order gradients only, and
+    autograd would treat its results as constants. When a graph of the
+    gradients is asked for, they are computed instead by autograd through the
+    pure-PyTorch reference, so gradients of gradients (of any order) are
+    exact. They equal the kernel's to rounding; the price is the reference's
+    speed and memory, paid only with ``create_graph=True``.
+
+    Returns:
+        (grad_input, grad_offset, grad_mask), ``None`` where
+        ``needs_input_grad`` is false.
+    """
+    wanted = [t for t, needed in zip((input, offset, mask), needs_input_grad) if needed]
+    with torch.enable_grad():
+        output = dcnv3_reference(input, offset, mask, *params)
+        grads = iter(torch.autograd.grad(output, wanted, grad_output, create_graph=True))
+    return tuple(next(grads) if needed else None for needed in needs_input_grad)
+
+
 def _register_autograd_and_fake() -> None:
     """Registers the Python parts of the compiled op (once the library is loaded)."""
 
@@ -149,8 +176,14 @@ def _register_autograd_and_fake() -> None:
 
     def backward(ctx, grad_output):
         input, offset, mask = ctx.saved_tensors
-        grads = torch.ops.mmyolo_dcnv3.dcnv3_backward(input, offset, mask, grad_output.contiguous(),
-                                                      *ctx.params)
+        # Autograd enables grad mode here only when asked for a graph of the
+        # gradients (create_graph=True): then they must be differentiable.
+        if torch.is_grad_enabled():
+            grads = _differentiable_gradients(input, offset, mask, grad_output, ctx.params,
+                                              ctx.needs_input_grad[:3])
+        else:
+            grads = torch.ops.mmyolo_dcnv3.dcnv3_backward(input, offset, mask, grad_output.contiguous(),
+                                                          *ctx.params)
         return (*grads, *([None] * len(ctx.params)))
 
     torch.library.register_autograd('mmyolo_dcnv3::dcnv3_forward', backward,

@@ -1,4 +1,9 @@
-"""Fixes for the OpenMMLab stack on current torch, applied on import of mmyolo_dcnv3.
+"""Fixes for the OpenMMLab stack on current torch, applied by ``register_all_modules``.
+
+Each is a process-wide change, the narrowest that fixes its problem; they
+are applied by :func:`mmyolo_dcnv3.utils.register_all_modules` (so by a
+config's ``custom_imports``), never by ``import mmyolo_dcnv3.ops``, and
+applying them again changes nothing.
 
 * Checkpoints: torch >= 2.6 loads with ``weights_only=True``, and checkpoints
   that mmengine 0.10.7 writes hold a few non-tensor types (its
@@ -51,17 +56,23 @@ def allow_mmengine_checkpoints() -> None:
 
 
 def accept_scope_in_yolov5_collate() -> None:
+    """Replaces MMYOLO's ``yolov5_collate`` in mmengine's ``COLLATE_FUNCTIONS`` by a wrapper that also
+    accepts the ``_scope_`` keyword (once: the wrapper is not wrapped again)."""
     from mmengine.dataset import COLLATE_FUNCTIONS
     from mmyolo.datasets.utils import yolov5_collate
+    if getattr(COLLATE_FUNCTIONS.module_dict.get('yolov5_collate'), 'accepts_scope', False):
+        return
 
     @functools.wraps(yolov5_collate)
     def collate(data_batch, *args, _scope_=None, **kwargs):
         return yolov5_collate(data_batch, *args, **kwargs)
 
+    collate.accepts_scope = True
     COLLATE_FUNCTIONS.register_module('yolov5_collate', module=collate, force=True)
 
 
 def apply() -> None:
+    """Applies both fixes (idempotent)."""
     allow_mmengine_checkpoints()
     accept_scope_in_yolov5_collate()
 

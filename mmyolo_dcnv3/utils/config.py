@@ -57,6 +57,9 @@ def build_detector(cfg: Config, *, init_weights: bool = False):
     """
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import MODELS, init_default_scope
+
+    from .setup_env import register_all_modules
+    register_all_modules(init_default_scope=False)  # whatever the caller imported first
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(cfg.model)))
     if init_weights:

@@ -4,6 +4,9 @@ They come from code this package does not own, a user cannot act on them,
 and a training prints each of them dozens of times (once per import, per
 dataloader worker, per forward). Each filter is narrow: one message, raised
 by the named modules only; every other warning, ours included, still shows.
+:func:`mmyolo_dcnv3.utils.register_all_modules` installs them, process-wide
+(a filter cannot be limited to the stack's calls); ``import
+mmyolo_dcnv3.ops`` does not.
 """
 import warnings
 

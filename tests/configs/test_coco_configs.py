@@ -7,8 +7,10 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.models import DCNv3, YOLOv8CSPDarknetDCNv3
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZES = ['n', 's', 'm', 'l', 'x']

@@ -13,9 +13,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.models import CSPNeXtDCNv3, CSPNeXtLayerDCNv3, DCNv3Conv2d
+from mmyolo_dcnv3.utils import register_all_modules
 from tests.conftest import ROOT, TOY_CLASSES, run_command
+
+register_all_modules(init_default_scope=False)
 
 FASTER_RCNN = os.path.join(ROOT, 'configs', 'mmdet', 'faster-rcnn_r50-dcnv3-c3-c5_fpn_1x_coco.py')
 RETINANET = os.path.join(ROOT, 'configs', 'mmdet', 'retinanet_r50-dcnv3-c3-c5_fpn_1x_coco.py')

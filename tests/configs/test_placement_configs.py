@@ -5,8 +5,10 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.models import CSPLayerWithTwoConvDCNv3, DCNv3ConvModule
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 from mmyolo.models.backbones import YOLOv8CSPDarknet
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.models import CSPLayerWithTwoConvDCNv3, DCNv3, DCNv3ConvModule, YOLOv8CSPDarknetDCNv3
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.checkpoint import load_checkpoint_strictly
+
+register_all_modules(init_default_scope=False)
 
 SMALL = dict(deepen_factor=0.33, widen_factor=0.25)
 

@@ -3,9 +3,11 @@ import pytest
 import torch
 from mmyolo.models.backbones import CSPNeXt
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.models import CSPNeXtDCNv3, CSPNeXtLayerDCNv3, DCNv3, DCNv3Conv2d, YOLOv8CSPDarknetDCNv3
 from mmyolo_dcnv3.models.backbones import DCNv3StagesMixin
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 SMALL = dict(deepen_factor=0.33, widen_factor=0.25)
 

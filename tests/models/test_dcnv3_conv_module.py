@@ -4,8 +4,10 @@ import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
-import mmyolo_dcnv3  # noqa: F401  (registers the modules)
 from mmyolo_dcnv3.models import DCNv3ConvModule
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 
 @pytest.mark.parametrize('stride, padding, dilation, size_in, size_out', [

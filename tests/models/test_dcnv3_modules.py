@@ -5,9 +5,11 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.registry import MODELS, DefaultScope
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.models import DCNv3, DCNv3Conv2d
 from mmyolo_dcnv3.ops import dcnv3_reference
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 
 def internimage_state_dict(channels=64, group=4, kernel=3, dw_kernel=3, center_feature_scale=False,

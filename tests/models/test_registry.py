@@ -5,8 +5,10 @@ import re
 from mmengine.registry import HOOKS, MODELS
 from mmyolo.registry import MODELS as MMYOLO_MODELS
 
-import mmyolo_dcnv3  # noqa: F401  (registers the modules)
+from mmyolo_dcnv3.utils import register_all_modules
 from tests.conftest import ROOT
+
+register_all_modules(init_default_scope=False)
 
 EXPECTED = {'DCNv3', 'DCNv3Conv2d', 'DCNv3ConvModule', 'DarknetBottleneckDCNv3', 'CSPLayerWithTwoConvDCNv3',
             'YOLOv8CSPDarknetDCNv3', 'CSPNeXtDCNv3', 'CSPNeXtLayerDCNv3', 'LoadFromReportHook'}

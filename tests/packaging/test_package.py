@@ -123,7 +123,8 @@ def test_mmyolo_dcnv3_configs_inherit_from_any_folder_without_importing_the_pack
 def test_source_checkout_resolves_mmyolo_dcnv3_configs_to_its_configs_folder(tmp_path):
     from mmengine.config import Config
 
-    import mmyolo_dcnv3  # noqa: F401  (installs the resolver)
+    from mmyolo_dcnv3.utils import register_all_modules
+    register_all_modules(init_default_scope=False)  # teaches Config the prefix
     config = tmp_path / 'my_config.py'
     config.write_text(USER_CONFIG + 'model = dict(backbone=dict(dcnv3_cfg=dict(group=8)))\n')
     cfg = Config.fromfile(str(config))

@@ -6,7 +6,9 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-import mmyolo_dcnv3  # noqa: F401  (applies the fixes)
+from mmyolo_dcnv3.utils import register_all_modules
+
+register_all_modules(init_default_scope=False)
 
 
 def test_mmengine_message_hub_round_trips_through_the_weights_only_loader(tmp_path):

@@ -3,9 +3,11 @@ import os
 
 import pytest
 
-import mmyolo_dcnv3  # noqa: F401  (the mmyolo_dcnv3:: prefix, registered modules)
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.config import build_detector, class_names, inference_pipeline, load_config, shipped_config
 from tests.conftest import ROOT, TOY_CLASSES
+
+register_all_modules(init_default_scope=False)
 
 
 def test_scope_paths_and_files_load_the_same_config():

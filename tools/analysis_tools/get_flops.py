@@ -8,10 +8,12 @@ counted (5 per output channel per sampling point), not skipped.
 import argparse
 import sys
 
-import mmyolo_dcnv3  # noqa: F401  (registers modules)
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument, add_img_size_argument, parse_img_size
 from mmyolo_dcnv3.utils.complexity import model_complexity
 from mmyolo_dcnv3.utils.config import build_detector, load_config
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):

@@ -19,10 +19,12 @@ import cv2
 import numpy as np
 import torch
 
-import mmyolo_dcnv3  # noqa: F401
 from mmyolo_dcnv3.apis import load_detector, network_input, predict
 from mmyolo_dcnv3.models import DCNv3
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):

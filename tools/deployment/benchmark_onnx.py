@@ -29,7 +29,6 @@ import tempfile
 import numpy as np
 import torch
 
-import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3._tooling.benchmarks import (
     add_model_benchmark_arguments,
     check_model_benchmark_arguments,
@@ -37,7 +36,10 @@ from mmyolo_dcnv3._tooling.benchmarks import (
 )
 from mmyolo_dcnv3._tooling.timing import interleaved_times, medians, paired_ratio
 from mmyolo_dcnv3.deploy.runtime import PRECISIONS
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.config import build_detector, load_config
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):

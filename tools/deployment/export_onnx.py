@@ -26,9 +26,11 @@ import sys
 import numpy as np
 import torch
 
-import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.deploy.onnx_ops import DEFAULT_OPSET, TRANSLATIONS, check_translation
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument, add_img_size_argument, parse_img_size
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):

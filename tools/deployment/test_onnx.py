@@ -14,9 +14,11 @@ import os.path as osp
 import sys
 import time
 
-import mmyolo_dcnv3  # noqa: F401  (registers modules, applies compat fixes)
 from mmyolo_dcnv3.deploy.runtime import PRECISIONS, RUNTIMES
+from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
+
+register_all_modules(init_default_scope=False)  # modules in the registries, the stack fixes
 
 
 def parse_args(argv=None):
