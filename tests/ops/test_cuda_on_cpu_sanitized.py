@@ -25,7 +25,7 @@ PLANTED_BUGS = {
     # Vector loads of a misaligned input.
     'pack width ignores alignment': (
         'common/dcnv3_thread_bodies.h', '    if (aligned) return v;', '    return v;',
-        'load of misaligned address'),
+        'misaligned address'),
     # Neighbours outside the image are read (with weight zero): outside the tensor at the image's corners.
     'bounds check dropped': (
         'common/dcnv3_thread_bodies.h', '      if (!b.inside[k]) continue;\n      const Pack<scalar_t, V> v =',
