@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..utils.config import inference_pipeline
+from .cpu import integer_dot_path
 from .yolov8 import preprocess_images, read_metadata, set_input_size
 
 
@@ -102,10 +103,12 @@ class OnnxDetector:
         return detections_from_outputs(outputs, self.model.output_names, metas, self.cfg.model.test_cfg)
 
     def describe(self) -> str:
-        """What runs, e.g. 'onnxruntime, INT8 (keep-float recipe) with float parts in f32'."""
+        """What runs, e.g. 'onnxruntime, INT8 (keep-float recipe, made for onnxruntime; integer dot products:
+        AVX-512 VNNI) with float parts in f32'."""
         quantization = self.metadata.get('quantization')
-        arithmetic = (f'INT8 ({quantization["recipe"]} recipe, made for {quantization["backend"]}) with float '
-                      f'parts in {self.model.precision}' if quantization else self.model.precision)
+        arithmetic = (f'INT8 ({quantization["recipe"]} recipe, made for {quantization["backend"]}; integer dot '
+                      f'products: {integer_dot_path().name}) with float parts in {self.model.precision}'
+                      if quantization else self.model.precision)
         return f'{self.model.runtime}, {arithmetic}'
 
     def predict(self, image_path: str):

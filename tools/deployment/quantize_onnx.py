@@ -24,6 +24,7 @@ import os.path as osp
 import sys
 import time
 
+from mmyolo_dcnv3.deploy.cpu import integer_dot_path
 from mmyolo_dcnv3.deploy.quantize import BACKENDS, MIN_CALIBRATION_IMAGES, OUTPUT_SUFFIXES, RECIPES
 from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
@@ -79,9 +80,11 @@ def main(argv=None):
         images = calibration_inputs(cfg, metadata['input_size'], args.calib_split, args.calib_images)
     except ValueError as error:
         sys.exit(f'error: --calib-images/--calib-split: {error}')
-    print(f'calibrating on {len(images)} {args.calib_split} images', flush=True)
+    dot_path = integer_dot_path()
+    print(f'calibrating on {len(images)} {args.calib_split} images; this CPU\'s integer dot products: '
+          f'{dot_path.name} (the 7-bit weights are exact on either kind; docs/deploy.md, INT8 and the CPU)', flush=True)
     scope = quantize(args.model, args.out, images, backend=args.backend, recipe=args.recipe,
-                     settings=dict(calibration_split=args.calib_split))
+                     settings=dict(calibration_split=args.calib_split, calibration_cpu=dot_path.name))
     problems = quantized_float_paths(args.out)
     if args.recipe == 'keep-float' and problems:
         sys.exit('error: the quantised graph breaks the float rule:\n  ' + '\n  '.join(problems))
