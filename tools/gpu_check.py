@@ -71,7 +71,7 @@ DEFAULT_BUDGET_S = 540
 MIN_PHASE_S = 5
 # What the build and the tests read, copied into the work copy.
 WORK_COPY = ('setup.py', 'pyproject.toml', 'README.md', 'LICENSE', 'mmyolo_dcnv3_config_scope.py',
-             'mmyolo_dcnv3_config_scope.pth', 'csrc', 'mmyolo_dcnv3', 'configs', 'tests', 'tools')
+             'mmyolo_dcnv3_config_scope.pth', 'csrc', 'mmyolo_dcnv3', 'configs', 'requirements', 'tests', 'tools')
 # Build outputs and caches: never copied, never deleted from the work copy.
 NOT_COPIED = re.compile(r'^(__pycache__|\.pytest_cache|\.hypothesis|.*\.so|.*\.pyc|.*\.egg-info)$')
 # The lent GPUs (H100, H200): what a rehearsal compiles the CUDA library for unless told otherwise.
