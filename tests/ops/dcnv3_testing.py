@@ -113,7 +113,7 @@ def forward_and_grads(fn, case: Case, tensors, grad_seed=1):
 def differentiable(forward_op, backward_op):
     """A function of (input, offset, mask, *args) running forward_op, with
     backward_op as its gradient: for testing a forward/backward op pair that
-    has no autograd registration (e.g. the host emulation of the CUDA bodies)."""
+    has no autograd registration (e.g. the CUDA-on-CPU test library)."""
 
     class Function(torch.autograd.Function):
         @staticmethod
