@@ -12,7 +12,7 @@ setup:
 demo: setup
 	$(PY) tools/demo.py
 
-## The full test suite (what CI runs). Long cases are opt-in: make test-slow.
+## What CI runs: every test but the slow cases, which make test-slow runs.
 test: setup
 	$(PY) -m pytest
 
