@@ -68,3 +68,12 @@ def integer_dot_path(cpuinfo: Optional[str] = None) -> IntegerDotPath:
     else:
         name = 'SSE4.1 or older (pmaddubsw, saturating)'
     return IntegerDotPath(name, vnni=vnni, amx=amx)
+
+
+def weight_width_warning(weight_bits: Optional[int], path: IntegerDotPath) -> Optional[str]:
+    """What to tell someone who runs an INT8 file with ``weight_bits``-bit weights (None: not recorded)
+    on a CPU with integer dot path ``path``, or None when the file computes exactly there."""
+    if weight_bits == 8 and path.saturates:
+        return (f"8-bit INT8 weights on a CPU whose integer dot products saturate with them ({path.name}): "
+                'detections will be off; quantise with --weight-bits 7 for this CPU')
+    return None

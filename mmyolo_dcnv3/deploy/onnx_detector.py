@@ -6,14 +6,15 @@ predictions in original image pixels, the way the detector's ``predict``
 does, so that the exported model is evaluated with the config's metric.
 """
 import copy
-from typing import Optional, Sequence, Tuple
+import warnings
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..utils.config import inference_pipeline
-from .cpu import integer_dot_path
-from .yolov8 import preprocess_images, read_metadata, set_input_size
+from .cpu import integer_dot_path, weight_width_warning
+from .yolov8 import read_metadata, set_input_size
 
 
 def detections_from_outputs(outputs: Sequence[np.ndarray], output_names: Sequence[str], img_metas: Sequence[dict],
@@ -79,6 +80,9 @@ class OnnxDetector:
         from .runtime import OnnxModel
         self.model = OnnxModel(path, runtime, threads, precision)
         self.metadata = read_metadata(path)
+        warning = weight_width_warning(self.metadata.get('quantization', {}).get('weight_bits'), integer_dot_path())
+        if warning:
+            warnings.warn(f'{path}: {warning}', stacklevel=2)
         self.cfg = copy.deepcopy(cfg)
         set_input_size(self.cfg, tuple(self.metadata['input_size']))
         init_default_scope(self.cfg.get('default_scope', 'mmyolo'))
@@ -103,13 +107,16 @@ class OnnxDetector:
         return detections_from_outputs(outputs, self.model.output_names, metas, self.cfg.model.test_cfg)
 
     def describe(self) -> str:
-        """What runs, e.g. 'onnxruntime, INT8 (keep-float recipe, made for onnxruntime; integer dot products:
-        AVX-512 VNNI) with float parts in f32'."""
+        """What runs, e.g. 'onnxruntime, INT8 (keep-float recipe, 7-bit weights, made for onnxruntime; integer
+        dot products: AVX-512 VNNI) with float parts in f32'."""
         quantization = self.metadata.get('quantization')
-        arithmetic = (f'INT8 ({quantization["recipe"]} recipe, made for {quantization["backend"]}; integer dot '
-                      f'products: {integer_dot_path().name}) with float parts in {self.model.precision}'
-                      if quantization else self.model.precision)
-        return f'{self.model.runtime}, {arithmetic}'
+        if not quantization:
+            return f'{self.model.runtime}, {self.model.precision}'
+        bits = quantization.get('weight_bits')
+        weights = f'{bits}-bit weights' if bits else "the quantiser's own weights"
+        return (f'{self.model.runtime}, INT8 ({quantization["recipe"]} recipe, {weights}, made for '
+                f'{quantization["backend"]}; integer dot products: {integer_dot_path().name}) with float parts in '
+                f'{self.model.precision}')
 
     def predict(self, image_path: str):
         """Predictions for one image file."""
@@ -124,28 +131,3 @@ def to_original_pixels(bboxes: torch.Tensor, meta: dict) -> torch.Tensor:
         bboxes = bboxes - bboxes.new_tensor([left, top, left, top])
     scale_w, scale_h = (float(v) for v in meta['scale_factor'])
     return bboxes / bboxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
-
-
-def calibration_inputs(cfg, input_size: Tuple[int, int], split: str, count: int) -> np.ndarray:
-    """(count, 3, H, W) float32 network inputs at ``input_size`` (H, W: the exported
-    file's, its metadata's ``input_size``) for ``count`` images spread evenly over the
-    config's ``split`` (``'train'``, ``'val'`` or ``'test'``) dataset, preprocessed as
-    :class:`OnnxDetector` feeds the network."""
-    from mmengine.registry import init_default_scope
-    from mmyolo.registry import DATASETS, MODELS
-
-    from .quantize import calibration_indices
-    loader = cfg.get(f'{split}_dataloader')
-    if loader is None:
-        raise ValueError(f'the config has no {split}_dataloader to calibrate on')
-    dataset_cfg = copy.deepcopy(loader.dataset)
-    if 'pipeline' in dataset_cfg:  # only the image paths are read
-        dataset_cfg.pipeline = []
-    init_default_scope(cfg.get('default_scope', 'mmyolo'))
-    dataset = DATASETS.build(dataset_cfg)
-    dataset.full_init()
-    indices = calibration_indices(len(dataset), count)
-    image_paths = [dataset.get_data_info(i)['img_path'] for i in indices]
-    images, _ = preprocess_images(copy.deepcopy(cfg), MODELS.build(cfg.model.data_preprocessor), image_paths,
-                                  tuple(input_size))
-    return images.numpy()

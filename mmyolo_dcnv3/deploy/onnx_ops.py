@@ -29,14 +29,13 @@ from typing import Callable, Dict
 import numpy as np
 
 from ..ops.point_order import kernel_points, point_taps
+from .runtime import INSTALL_HINT
 
 TRANSLATIONS = ('gridsample', 'deformconv')
 MIN_OPSET = {'gridsample': 16, 'deformconv': 19}
 DEFAULT_OPSET = {'gridsample': 18, 'deformconv': 19}
 # torch's exporter builds its graph at opset 18 at least and converts down.
 _EXPORTER_MIN_OPSET = 18
-INSTALL_HINT = ('install the pinned deployment packages: pip install -c requirements/constraints.txt '
-                '-r requirements/deploy.txt (tools/setup_env.sh does)')
 
 
 def check_translation(translation: str, opset: int) -> None:

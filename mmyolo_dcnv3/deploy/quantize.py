@@ -29,18 +29,20 @@ Every other convolution and matrix product runs in INT8, calibrated on the
 images given. :func:`quantize` writes the INT8 model:
 
 * ``onnxruntime``: ONNX Runtime's ``quantize_static``, QDQ format, per-channel
-  int8 weights in 7 bits (``reduce_range``), uint8 activations, MinMax
+  int8 weights (in 7 bits: ``reduce_range``), uint8 activations, MinMax
   ranges; an ONNX file, which OpenVINO runs too;
 * ``openvino``: NNCF's post-training quantisation of OpenVINO's model of the
-  ONNX file (OpenVINO's own route; NNCF's ONNX backend is meant for ONNX
-  Runtime, and OpenVINO lost 0.06-0.17 bbox mAP running its files on the
-  demo's models), 7-bit weights in every layer (``OverflowFix.ENABLE``),
-  activation ranges from the min and max over all images (as MinMax); an
-  OpenVINO IR (``.xml`` and ``.bin``).
+  ONNX file (OpenVINO's own route; NNCF's ONNX backend writes QDQ files for
+  ONNX Runtime, which OpenVINO runs less accurately: docs/deploy.md), weights
+  in every layer (in 7 bits: ``OverflowFix.ENABLE``), activation ranges from
+  the min and max over all images (as MinMax); an OpenVINO IR (``.xml`` and
+  ``.bin``).
 
-Why 7-bit weights: x86 CPUs without VNNI multiply uint8 by int8 with 16-bit
-saturating sums (``vpmaddubsw``); with full 8-bit weights those saturate, and
-the demo's plain YOLOv8-n lost 0.07 bbox mAP in ONNX Runtime.
+Weights take 7 bits by default: x86 CPUs without VNNI or AMX multiply uint8 by
+int8 into 16-bit sums that saturate with full 8-bit weights (:mod:`.cpu`),
+and an INT8 file runs on whatever CPU it is deployed to. ``weight_bits=8`` is
+for files that only run where the sums are exact (docs/deploy.md: measured,
+it gains nothing there).
 
 The model keeps the float file's metadata with the settings added under
 ``quantization``, so ``tools/deployment/test_onnx.py``,
@@ -49,7 +51,8 @@ The model keeps the float file's metadata with the settings added under
 (the tests and ``tools/deployment/quantize_onnx.py`` run it).
 
 Needs onnx and the backend's packages (onnxruntime; openvino and nncf), and reads the
-file's metadata with :mod:`.yolov8` (mmengine).
+file's metadata with :mod:`.yolov8` (mmengine); :func:`calibration_inputs`
+reads images through the config's dataset (mmdet, mmyolo).
 """
 import contextlib
 import json
@@ -61,13 +64,14 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from .runtime import INSTALL_HINT
+
 OUTPUT_SUFFIXES = {'onnxruntime': '.onnx', 'openvino': '.xml'}  # what each backend's INT8 model is written as
 BACKENDS = tuple(OUTPUT_SUFFIXES)
 RECIPES = ('keep-float', 'quantize-all', 'defaults')
+WEIGHT_BITS = (7, 8)
 MIN_CALIBRATION_IMAGES = 8
 _PACKAGES = {'onnxruntime': ('onnxruntime',), 'openvino': ('openvino', 'nncf')}
-INSTALL_HINT = ('install the pinned deployment packages: pip install -c requirements/constraints.txt '
-                '-r requirements/deploy.txt (tools/setup_env.sh does)')
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,33 @@ def calibration_indices(dataset_size: int, count: int) -> List[int]:
     return sorted({int(round(i)) for i in np.linspace(0, dataset_size - 1, count)})
 
 
+def calibration_inputs(cfg, input_size: Tuple[int, int], split: str, count: int) -> np.ndarray:
+    """(count, 3, H, W) float32 network inputs at ``input_size`` (H, W: the exported
+    file's, its metadata's ``input_size``) for ``count`` images spread evenly over the
+    config's ``split`` (``'train'``, ``'val'`` or ``'test'``) dataset, preprocessed as
+    :class:`.onnx_detector.OnnxDetector` feeds the network."""
+    import copy
+
+    from mmengine.registry import init_default_scope
+    from mmyolo.registry import DATASETS, MODELS
+
+    from .yolov8 import preprocess_images
+    loader = cfg.get(f'{split}_dataloader')
+    if loader is None:
+        raise ValueError(f'the config has no {split}_dataloader to calibrate on')
+    dataset_cfg = copy.deepcopy(loader.dataset)
+    if 'pipeline' in dataset_cfg:  # only the image paths are read
+        dataset_cfg.pipeline = []
+    init_default_scope(cfg.get('default_scope', 'mmyolo'))
+    dataset = DATASETS.build(dataset_cfg)
+    dataset.full_init()
+    indices = calibration_indices(len(dataset), count)
+    image_paths = [dataset.get_data_info(i)['img_path'] for i in indices]
+    images, _ = preprocess_images(copy.deepcopy(cfg), MODELS.build(cfg.model.data_preprocessor), image_paths,
+                                  tuple(input_size))
+    return images.numpy()
+
+
 def _import_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
@@ -307,20 +338,25 @@ def float_model_metadata(model_path: str) -> Dict:
 
 
 def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str = 'onnxruntime',
-             recipe: str = 'keep-float', settings: Optional[dict] = None) -> FloatScope:
+             recipe: str = 'keep-float', weight_bits: Optional[int] = None,
+             settings: Optional[dict] = None) -> FloatScope:
     """Writes the INT8 version of the float ONNX file ``model_path`` to ``out_path``.
 
     Args:
         out_path: a ``.onnx`` file for ``'onnxruntime'``, an OpenVINO IR ``.xml``
             (its weights in the ``.bin`` beside it) for ``'openvino'``.
         images: (N, 3, H, W) float32 calibration inputs, preprocessed as the
-            file expects them (:func:`.onnx_detector.calibration_inputs`).
+            file expects them (:func:`calibration_inputs`).
         backend: ``'onnxruntime'`` or ``'openvino'`` (see the module docstring).
         recipe: ``'keep-float'`` keeps :func:`float_scope` in float;
             ``'quantize-all'`` uses the same settings and keeps nothing in
             float; ``'defaults'`` is the quantiser called with its defaults
             (``quantize_static(model, out, reader)``, ``nncf.quantize(model,
             dataset)``). The last two are there to compare with.
+        weight_bits: 7 (default) or 8, for ``'keep-float'`` and
+            ``'quantize-all'`` (``'defaults'`` takes the quantiser's own).
+            8 only for CPUs whose integer dot products do not saturate
+            (VNNI, AMX: :func:`.cpu.integer_dot_path`).
         settings: more entries for the ``quantization`` metadata (e.g. the
             calibration split).
 
@@ -328,7 +364,7 @@ def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str
         The float scope kept (empty unless ``'keep-float'``).
 
     Raises:
-        ValueError: bad backend, recipe, images or output suffix; a file without our
+        ValueError: bad backend, recipe, weight_bits, images or output suffix; a file without our
         metadata or already quantised. ImportError: the backend's packages are missing.
     """
     import onnx
@@ -336,6 +372,13 @@ def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str
     _import_backend(backend)
     if recipe not in RECIPES:
         raise ValueError(f'recipe must be one of {", ".join(RECIPES)}, got {recipe!r}')
+    if recipe == 'defaults' and weight_bits is not None:
+        raise ValueError(f"weight_bits applies to the keep-float and quantize-all recipes; the 'defaults' recipe "
+                         f"takes the quantiser's own, got weight_bits={weight_bits!r}")
+    if recipe != 'defaults':
+        weight_bits = 7 if weight_bits is None else weight_bits
+        if weight_bits not in WEIGHT_BITS or isinstance(weight_bits, bool):
+            raise ValueError(f'weight_bits must be 7 or 8, got {weight_bits!r}')
     suffix = OUTPUT_SUFFIXES[backend]
     if not out_path.endswith(suffix):
         raise ValueError(f'the {backend} INT8 model is written as {suffix}, got {out_path!r}')
@@ -346,8 +389,10 @@ def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str
     model = onnx.load(model_path)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     metadata['quantization'] = dict(settings or {}, backend=backend, recipe=recipe, calibration_images=len(images))
+    if weight_bits is not None:
+        metadata['quantization']['weight_bits'] = weight_bits
     quantize_backend = _quantize_onnxruntime if backend == 'onnxruntime' else _quantize_openvino
-    return quantize_backend(model, out_path, images, recipe, metadata)
+    return quantize_backend(model, out_path, images, recipe, weight_bits, metadata)
 
 
 # ONNX Runtime's quantiser advises its shape-inference pre-processing (the
@@ -401,7 +446,7 @@ def _metadata_key() -> str:
     return METADATA_KEY
 
 
-def _quantize_onnxruntime(model, out_path, images, recipe, metadata) -> FloatScope:
+def _quantize_onnxruntime(model, out_path, images, recipe, weight_bits, metadata) -> FloatScope:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     scope = FloatScope((), (), (), 0)
@@ -425,12 +470,12 @@ def _quantize_onnxruntime(model, out_path, images, recipe, metadata) -> FloatSco
 
     options = {}
     if recipe != 'defaults':
-        options = dict(quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+        options = dict(quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=weight_bits == 7,
                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                        nodes_to_exclude=list(scope.nodes))
     if recipe == 'keep-float':
         # ONNX Runtime runs these as MatMulIntegerToFloat: the offset and mask heads in INT8
-        # with float outputs (the DCNv3 model was 5% faster than with the heads in float).
+        # with float outputs, faster than with the heads in float (docs/deploy.md, INT8 on the CPU).
         options['extra_options'] = {'OpTypesToExcludeOutputQuantization': ['MatMul']}
     with _ignored_log_records(logging.getLogger(), _BENIGN_ONNXRUNTIME_WARNINGS):
         quantize_static(model, out_path, Images(), **options)
@@ -440,7 +485,7 @@ def _quantize_onnxruntime(model, out_path, images, recipe, metadata) -> FloatSco
     return scope
 
 
-def _quantize_openvino(model, out_path, images, recipe, metadata) -> FloatScope:
+def _quantize_openvino(model, out_path, images, recipe, weight_bits, metadata) -> FloatScope:
     import nncf
     import onnx
     import openvino
@@ -455,9 +500,10 @@ def _quantize_openvino(model, out_path, images, recipe, metadata) -> FloatScope:
     options = {}
     if recipe != 'defaults':
         # Activation ranges: the min and max over all calibration images, as ONNX Runtime's
-        # MinMax (NNCF's default, the mean of per-image ranges, clips the rarer large values:
-        # the deploy tests' briefly trained model lost 0.08 bbox mAP with it, none with this).
-        advanced = AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix.ENABLE,
+        # MinMax. NNCF's default, the mean of per-image ranges, clips the rarer large values
+        # (docs/deploy.md, why min-max activation ranges).
+        overflow_fix = nncf.OverflowFix.ENABLE if weight_bits == 7 else nncf.OverflowFix.DISABLE
+        advanced = AdvancedQuantizationParameters(overflow_fix=overflow_fix,
                                                   activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
         options = dict(subset_size=len(images), target_device=nncf.TargetDevice.CPU, advanced_parameters=advanced)
     if recipe == 'keep-float':

@@ -9,6 +9,9 @@ RUNTIMES = ('onnxruntime', 'openvino')
 # AMX) or f16 (AVX-512 FP16, AMX-FP16), its own default there.
 PRECISIONS = ('f32', 'bf16', 'f16')
 _PACKAGES = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
+# What every deployment module's ImportError says (the versions tested are
+# pinned in a checkout's requirements/constraints.txt).
+INSTALL_HINT = 'install the deployment packages: pip install "mmyolo-dcnv3[deploy]"'
 
 
 class OnnxModel:
@@ -55,14 +58,12 @@ class OnnxModel:
         try:
             module = __import__(_PACKAGES[runtime])
         except ImportError as error:
-            raise ImportError(f'runtime {runtime!r} is not installed ({error}); install the pinned deployment '
-                              f'packages: pip install -c requirements/constraints.txt -r requirements/deploy.txt'
-                              ) from error
+            raise ImportError(f'runtime {runtime!r} is not installed ({error}); {INSTALL_HINT}') from error
         if runtime == 'onnxruntime':
             options = module.SessionOptions()
             # Idle intra-op threads sleep instead of spinning: spinning ones take
-            # the cores from whatever runs next in the process (PyTorch, in the
-            # side-by-side timings: 3x slower when it followed an ONNX Runtime run).
+            # the cores from whatever runs next in the process, such as PyTorch
+            # in the side-by-side timings (docs/deploy.md).
             options.add_session_config_entry('session.intra_op.allow_spinning', '0')
             if threads is not None:
                 options.intra_op_num_threads = threads

@@ -2,7 +2,7 @@
 result does not depend on the machine that runs the test), and this machine's own flags."""
 import pytest
 
-from mmyolo_dcnv3.deploy.cpu import IntegerDotPath, integer_dot_path
+from mmyolo_dcnv3.deploy.cpu import IntegerDotPath, integer_dot_path, weight_width_warning
 
 BASE_FLAGS = 'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat sse sse2 ssse3 sse4_1 sse4_2 popcnt'
 AVX2_FLAGS = BASE_FLAGS + ' avx f16c fma avx2 bmi1 bmi2'
@@ -44,3 +44,17 @@ def test_this_machines_path_is_one_of_the_known_ones():
     path = integer_dot_path()
     assert path.saturates is not (path.vnni or path.amx)
     assert ('saturating' in path.name) is path.saturates
+
+
+@pytest.mark.parametrize('flags, weight_bits, warned', [
+    (AVX2_FLAGS, 8, True),
+    (AVX2_FLAGS, 7, False),
+    (AVX2_FLAGS, None, False),  # a float file, or the quantiser's own weights
+    (AVX2_FLAGS + ' avx512f avx512bw avx512vl avx512_vnni', 8, False),
+    (AVX2_FLAGS + ' avx_vnni', 8, False),
+])
+def test_8_bit_weights_are_warned_about_only_where_the_sums_saturate(flags, weight_bits, warned):
+    warning = weight_width_warning(weight_bits, integer_dot_path(cpuinfo(flags)))
+    assert (warning is not None) is warned
+    if warned:
+        assert 'AVX2 (vpmaddubsw, saturating)' in warning and '--weight-bits 7' in warning

@@ -236,36 +236,79 @@ def test_export_tool_writes_checks_and_compares(trained, toy, tmp_path):
     assert metadata['classes'] == list(cfg.metainfo['classes'])
 
 
+# What an INT8 file must keep, anchor by anchor: its raw outputs against the float file's at every
+# anchor and class that either scores at least CONFIDENT_SCORE, those that can make a detection.
+# Detections after NMS would test NMS instead: a box that moves by a pixel can change which of two
+# overlapping boxes survives, or cross the score threshold, and whether it does depends on the CPU's
+# kernels and on the model torch trained on it. The keep-float recipe keeps positions in float, so a
+# box moves only as far as the INT8 features move it; quantising the box decoding (the DFL softmax)
+# rounds every distribution to 256 levels and moves every box. The bounds sit between what the two
+# recipes did on models trained and run under several ISAs (docs/deploy.md, How the INT8 test judges),
+# and the quantize-all control must break them.
+CONFIDENT_SCORE = 0.1
+MIN_BOX_IOU = 0.93
+MIN_MEAN_BOX_IOU = 0.97
+MAX_SCORE_CHANGE = 0.05
+# The bbox mAP of a model this briefly trained, on 8 images, does not tell the recipes apart (one
+# detection reordered moves it by about 0.01): the bound catches a file evaluated wrongly
+# (preprocessing, metadata, decoding). What INT8 costs in mAP is measured on the demo's models.
+MAX_MAP_CHANGE = 0.05
+
+
+def anchor_changes(float_path, int8_path, backend, images):
+    """(IoU of the INT8 box with the float box, |INT8 score - float score|), one entry per anchor and
+    class that either file scores at least CONFIDENT_SCORE on ``images`` (N, 3, H, W)."""
+    float_model, int8_model = OnnxModel(float_path, backend), OnnxModel(int8_path, backend)
+    ious, changes = [], []
+    for image in images:
+        (float_boxes, float_scores), (int8_boxes, int8_scores) = float_model(image[None]), int8_model(image[None])
+        anchors, classes = np.nonzero(np.maximum(float_scores[0], int8_scores[0]) >= CONFIDENT_SCORE)
+        ious.append(np.diagonal(box_iou(float_boxes[0, anchors], int8_boxes[0, anchors])))
+        changes.append(np.abs(int8_scores[0, anchors, classes] - float_scores[0, anchors, classes]))
+    return np.concatenate(ious), np.concatenate(changes)
+
+
+def keeps_the_boxes_and_scores(ious, changes):
+    return ious.min() >= MIN_BOX_IOU and ious.mean() >= MIN_MEAN_BOX_IOU and changes.max() <= MAX_SCORE_CHANGE
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
-def test_int8_model_keeps_the_detections_and_the_map(trained, toy, toy_images, tmp_path, backend):
-    """tools/deployment/quantize_onnx.py on the trained model, calibrated on the 8 toy images:
-    the graph passes the float rule, every confident float detection has an INT8 partner (same
-    class, IoU >= 0.9, score within 0.1), and test_onnx.py's bbox mAP is within 0.02 of the float file's."""
+def test_int8_model_keeps_the_boxes_the_scores_and_the_map(trained, toy, toy_images, tmp_path, backend):
+    """tools/deployment/quantize_onnx.py on the trained model, calibrated on the 8 toy images: the graph
+    passes the float rule, every confident anchor keeps its box and score (the bounds above), which the
+    quantize-all control breaks, and test_onnx.py's bbox mAP is within MAX_MAP_CHANGE of the float file's."""
     if backend == 'openvino':
         pytest.importorskip('nncf')
         pytest.importorskip('openvino')
-    cfg, checkpoint, _ = trained
+    cfg, checkpoint, detector = trained
     options = as_cli(data_options(toy))
+    suffix = '.onnx' if backend == 'onnxruntime' else '.xml'
     float_path = str(tmp_path / 'float.onnx')
-    int8_path = str(tmp_path / ('int8.onnx' if backend == 'onnxruntime' else 'int8.xml'))
     run([sys.executable, EXPORT_TOOL, DCNV3_CONFIG, checkpoint, '--out', float_path, *options])
-    result = run([sys.executable, QUANTIZE_TOOL, DCNV3_CONFIG, float_path, '--out', int8_path, '--backend', backend,
-                  '--calib-images', '8', *options])
-    assert 'of 3 DCNv3 layers' in result.stdout
+    int8_paths, printed = {}, {}
+    for recipe in ('keep-float', 'quantize-all'):
+        int8_paths[recipe] = str(tmp_path / f'{recipe}{suffix}')
+        printed[recipe] = run([sys.executable, QUANTIZE_TOOL, DCNV3_CONFIG, float_path, '--out', int8_paths[recipe],
+                               '--backend', backend, '--calib-images', '8', '--recipe', recipe, *options]).stdout
+    assert 'of 3 DCNv3 layers' in printed['keep-float']
     from mmyolo_dcnv3.deploy.quantize import quantized_float_paths
+    int8_path = int8_paths['keep-float']
     assert quantized_float_paths(int8_path) == []
     assert read_metadata(int8_path)['quantization']['calibration_images'] == 8
+    assert 'INT8 (keep-float recipe, 7-bit weights' in OnnxDetector(cfg, int8_path, backend).describe()
 
-    float_detector, int8_detector = OnnxDetector(cfg, float_path, backend), OnnxDetector(cfg, int8_path, backend)
-    assert 'INT8 (keep-float recipe' in int8_detector.describe()
-    confident = 0
-    for image in toy_images:
-        want, got = float_detector.predict(image), int8_detector.predict(image)
-        want = want[want.scores >= 0.3]
-        confident += len(want)
-        assert unmatched(want, got, iou=0.9, score_tolerance=0.1) == [], image
-    assert confident > 0
+    images, _ = preprocess_images(copy.deepcopy(cfg), detector.data_preprocessor, toy_images,
+                                  network_input_size(cfg))
+    def summary(ious, changes):
+        return (f'{len(ious)} anchors: IoU min {ious.min():.3f} mean {ious.mean():.3f}, '
+                f'score change max {changes.max():.3f}')
+
+    kept = anchor_changes(float_path, int8_path, backend, images.numpy())
+    control = anchor_changes(float_path, int8_paths['quantize-all'], backend, images.numpy())
+    print(f'{backend} keep-float: {summary(*kept)}; quantize-all: {summary(*control)}')  # shown by pytest -rA
+    assert len(kept[0]) >= 20 and keeps_the_boxes_and_scores(*kept), summary(*kept)
+    assert not keeps_the_boxes_and_scores(*control), f'quantize-all passes the rule: {summary(*control)}'
 
     def bbox_map(path):
         out = tmp_path / (os.path.basename(path) + '.json')
@@ -273,7 +316,8 @@ def test_int8_model_keeps_the_detections_and_the_map(trained, toy, toy_images, t
         return json.loads(out.read_text())['metrics']['coco/bbox_mAP']
 
     float_map, int8_map = bbox_map(float_path), bbox_map(int8_path)
-    assert float_map > 0 and abs(int8_map - float_map) <= 0.02, (float_map, int8_map)
+    print(f'{backend} bbox mAP: float {float_map}, keep-float INT8 {int8_map}')
+    assert float_map > 0 and abs(int8_map - float_map) <= MAX_MAP_CHANGE, (float_map, int8_map)
 
 
 @pytest.mark.parametrize('arguments, message', [

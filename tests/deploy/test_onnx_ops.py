@@ -180,13 +180,13 @@ def test_unsupported_translation_or_opset_is_refused(translation, opset, message
 def test_missing_runtime_says_what_to_install(exported_sweep, monkeypatch):
     path = exported_sweep[1]
     monkeypatch.setitem(sys.modules, 'openvino', None)
-    with pytest.raises(ImportError, match="'openvino' is not installed.*requirements/deploy.txt"):
+    with pytest.raises(ImportError, match=r"'openvino' is not installed.*pip install \"mmyolo-dcnv3\[deploy\]\""):
         OnnxModel(path, 'openvino')
 
 
 def test_missing_onnxscript_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, 'onnxscript', None)
-    with pytest.raises(ImportError, match='needs onnx and onnxscript.*requirements/deploy.txt'):
+    with pytest.raises(ImportError, match=r'needs onnx and onnxscript.*pip install "mmyolo-dcnv3\[deploy\]"'):
         dcnv3_translation_table('gridsample', 18)
 
 

@@ -167,11 +167,43 @@ def test_quantize_records_the_settings_in_the_metadata(exported, tmp_path):
     metadata = json.loads({p.key: p.value for p in onnx.load(out).metadata_props}[METADATA_KEY])
     assert metadata['input_size'] == [32, 32]
     assert metadata['quantization'] == dict(calibration_split='val', backend='onnxruntime', recipe='keep-float',
-                                            calibration_images=MIN_CALIBRATION_IMAGES, float_nodes=len(scope.nodes))
+                                            calibration_images=MIN_CALIBRATION_IMAGES, weight_bits=7,
+                                            float_nodes=len(scope.nodes))
     # ONNX Runtime keeps the convolution feeding the decoding float; the offset and mask heads run INT8
     assert node_types(exported['gridsample'], scope.boundary) == ['Conv']
     with pytest.raises(ValueError, match='already quantised; quantise the float file'):
         quantize(out, str(tmp_path / 'twice.onnx'), calibration())
+
+
+def weight_range(path):
+    """The largest |value| of the int8 weights of a QDQ file or an OpenVINO IR."""
+    if path.endswith('.xml'):
+        import openvino
+        weights = [op.get_data() for op in openvino.Core().read_model(path).get_ops()
+                   if op.get_type_name() == 'Constant' and op.get_element_type().get_type_name() == 'i8']
+    else:
+        from onnx import numpy_helper
+        weights = [numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer
+                   if i.data_type == onnx.TensorProto.INT8]
+    assert weights
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+
+
+@pytest.mark.parametrize('backend, recipe', [('onnxruntime', 'keep-float'), ('onnxruntime', 'quantize-all'),
+                                             ('openvino', 'keep-float')])
+def test_weights_take_7_bits_unless_8_are_asked_for(exported, tmp_path, backend, recipe):
+    """7-bit weights reach at most 64 in magnitude, so that a pair of products fits the 16-bit
+    saturating sum of CPUs without VNNI (2 * 255 * 64 < 2**15); 8-bit ones use the int8 range."""
+    if backend == 'openvino':
+        pytest.importorskip('nncf')
+    suffix = '.onnx' if backend == 'onnxruntime' else '.xml'
+    seven, eight = str(tmp_path / f'w7{suffix}'), str(tmp_path / f'w8{suffix}')
+    quantize(exported['gridsample'], seven, calibration(), backend=backend, recipe=recipe)
+    quantize(exported['gridsample'], eight, calibration(), backend=backend, recipe=recipe, weight_bits=8)
+    assert weight_range(seven) <= 64 and 2 * 255 * weight_range(seven) < 2 ** 15
+    assert weight_range(eight) == 127
+    from mmyolo_dcnv3.deploy.yolov8 import read_metadata
+    assert [read_metadata(p)['quantization']['weight_bits'] for p in (seven, eight)] == [7, 8]
 
 
 def test_quantize_refuses_bad_input(exported, tmp_path):
@@ -182,6 +214,10 @@ def test_quantize_refuses_bad_input(exported, tmp_path):
         quantize(exported['gridsample'], out, calibration(), backend='openvino')
     with pytest.raises(ValueError, match='recipe must be one of'):
         quantize(exported['gridsample'], out, calibration(), recipe='fast')
+    with pytest.raises(ValueError, match='weight_bits must be 7 or 8, got 6'):
+        quantize(exported['gridsample'], out, calibration(), weight_bits=6)
+    with pytest.raises(ValueError, match="the 'defaults' recipe takes the quantiser's own, got weight_bits=8"):
+        quantize(exported['gridsample'], out, calibration(), recipe='defaults', weight_bits=8)
     with pytest.raises(ValueError, match=r'images must be float32 \(N, 3, H, W\), got float64'):
         quantize(exported['gridsample'], out, calibration().astype(np.float64))
     bare = str(tmp_path / 'bare.onnx')
@@ -210,7 +246,8 @@ def test_a_missing_backend_package_says_how_to_install_it(exported, tmp_path, mo
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, '__import__', without_nncf)
-    with pytest.raises(ImportError, match=r'INT8 for openvino needs openvino and nncf .*pip install -c requirements'):
+    hint = r'INT8 for openvino needs openvino and nncf .*pip install "mmyolo-dcnv3\[deploy\]"'
+    with pytest.raises(ImportError, match=hint):
         quantize(exported['gridsample'], str(tmp_path / 'int8.xml'), calibration(), backend='openvino')
 
 

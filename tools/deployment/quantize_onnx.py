@@ -13,11 +13,16 @@ tools/deployment/test_onnx.py and examples/onnx_inference.py run it
 unchanged; the tool checks it (no quantisation on the float paths, every other Conv/MatMul
 quantised) before it says done.
 
-onnxruntime: ONNX Runtime's quantize_static, QDQ format, per-channel 7-bit
-int8 weights, uint8 activations; an .onnx file (which OpenVINO runs too).
-openvino: NNCF's post-training quantisation of OpenVINO's model of the file,
-7-bit weights; an OpenVINO IR (.xml, weights in the .bin beside it). Both
-evaluate with tools/deployment/test_onnx.py CONFIG FILE [--runtime openvino].
+onnxruntime: ONNX Runtime's quantize_static, QDQ format, per-channel int8
+weights, uint8 activations; an .onnx file (which OpenVINO runs too).
+openvino: NNCF's post-training quantisation of OpenVINO's model of the file;
+an OpenVINO IR (.xml, weights in the .bin beside it). Both evaluate with
+tools/deployment/test_onnx.py CONFIG FILE [--runtime openvino].
+
+Weights take 7 bits (--weight-bits 7, the default): the file then computes
+the same on every x86 CPU. --weight-bits 8 is for files that run only on CPUs
+with VNNI or AMX; on others their integer sums saturate (docs/deploy.md, INT8
+and the CPU).
 """
 import argparse
 import os.path as osp
@@ -25,7 +30,7 @@ import sys
 import time
 
 from mmyolo_dcnv3.deploy.cpu import integer_dot_path
-from mmyolo_dcnv3.deploy.quantize import BACKENDS, MIN_CALIBRATION_IMAGES, OUTPUT_SUFFIXES, RECIPES
+from mmyolo_dcnv3.deploy.quantize import BACKENDS, MIN_CALIBRATION_IMAGES, OUTPUT_SUFFIXES, RECIPES, WEIGHT_BITS
 from mmyolo_dcnv3.utils import register_all_modules
 from mmyolo_dcnv3.utils.cli import add_cfg_options_argument
 
@@ -49,6 +54,9 @@ def parse_args(argv=None):
                         help='keep-float (default): DCNv3 sampling and box decoding in float; quantize-all: '
                         "the same settings, nothing kept float; defaults: the quantiser's defaults "
                         '(the last two only to compare with)')
+    parser.add_argument('--weight-bits', type=int, choices=WEIGHT_BITS, default=None,
+                        help='7 (default): exact on every x86 CPU; 8: only for CPUs with VNNI or AMX, where the '
+                        "integer sums cannot saturate (not with --recipe defaults, which takes the quantiser's own)")
     add_cfg_options_argument(parser)
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
@@ -60,6 +68,8 @@ def parse_args(argv=None):
     suffix = OUTPUT_SUFFIXES[args.backend]
     if not args.out.endswith(suffix):
         parser.error(f'--out: the {args.backend} INT8 model is written as {suffix}, got {args.out!r}')
+    if args.recipe == 'defaults' and args.weight_bits is not None:
+        parser.error("--weight-bits does not apply to --recipe defaults, which takes the quantiser's own")
     if osp.abspath(args.out) == osp.abspath(args.model):
         parser.error('--out must not be the float model itself')
     return args
@@ -67,8 +77,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmyolo_dcnv3.deploy.onnx_detector import calibration_inputs
-    from mmyolo_dcnv3.deploy.quantize import float_model_metadata, quantize, quantized_float_paths
+    from mmyolo_dcnv3.deploy.quantize import calibration_inputs, float_model_metadata, quantize, quantized_float_paths
     from mmyolo_dcnv3.utils.config import load_config
     try:
         metadata = float_model_metadata(args.model)  # before calibration, which takes a while
@@ -82,8 +91,12 @@ def main(argv=None):
         sys.exit(f'error: --calib-images/--calib-split: {error}')
     dot_path = integer_dot_path()
     print(f'calibrating on {len(images)} {args.calib_split} images; this CPU\'s integer dot products: '
-          f'{dot_path.name} (the 7-bit weights are exact on either kind; docs/deploy.md, INT8 and the CPU)', flush=True)
+          f'{dot_path.name}', flush=True)
+    if args.weight_bits == 8:
+        print('8-bit weights: deploy this file only to CPUs with VNNI or AMX; integer dot products without them '
+              'saturate (docs/deploy.md, INT8 and the CPU)', flush=True)
     scope = quantize(args.model, args.out, images, backend=args.backend, recipe=args.recipe,
+                     weight_bits=args.weight_bits,
                      settings=dict(calibration_split=args.calib_split, calibration_cpu=dot_path.name))
     problems = quantized_float_paths(args.out)
     if args.recipe == 'keep-float' and problems:
