@@ -324,6 +324,8 @@ def test_int8_model_keeps_the_boxes_the_scores_and_the_map(trained, toy, toy_ima
     (['--calib-images', '4'], '--calib-images must be at least 8, got 4'),
     (['--backend', 'tensorrt'], "argument --backend: invalid choice: 'tensorrt'"),
     (['--calib-split', 'holdout'], "argument --calib-split: invalid choice: 'holdout'"),
+    (['--weight-bits', '6'], 'argument --weight-bits: invalid choice: 6 (choose from 7, 8)'),
+    (['--recipe', 'defaults', '--weight-bits', '8'], '--weight-bits does not apply to --recipe defaults'),
 ])
 def test_quantize_tool_refuses_bad_arguments(tmp_path, arguments, message, capsys):
     model = tmp_path / 'model.onnx'

@@ -21,8 +21,8 @@ tools/deployment/test_onnx.py CONFIG FILE [--runtime openvino].
 
 Weights take 7 bits (--weight-bits 7, the default): the file then computes
 the same on every x86 CPU. --weight-bits 8 is for files that run only on CPUs
-with VNNI or AMX; on others their integer sums saturate (docs/deploy.md, INT8
-and the CPU).
+with VNNI or AMX; on others their integer sums saturate (docs/deploy.md, Why
+7-bit weights).
 """
 import argparse
 import os.path as osp
@@ -94,7 +94,7 @@ def main(argv=None):
           f'{dot_path.name}', flush=True)
     if args.weight_bits == 8:
         print('8-bit weights: deploy this file only to CPUs with VNNI or AMX; integer dot products without them '
-              'saturate (docs/deploy.md, INT8 and the CPU)', flush=True)
+              'saturate (docs/deploy.md, Why 7-bit weights)', flush=True)
     scope = quantize(args.model, args.out, images, backend=args.backend, recipe=args.recipe,
                      weight_bits=args.weight_bits,
                      settings=dict(calibration_split=args.calib_split, calibration_cpu=dot_path.name))
