@@ -7,6 +7,12 @@ calibration images: the graph rules do not depend on the weights. The
 accuracy of a trained detector after quantisation is checked on the deploy
 tests' trained toy model (tests/deploy/test_exported_detector.py).
 """
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -204,6 +210,41 @@ def test_weights_take_7_bits_unless_8_are_asked_for(exported, tmp_path, backend,
     assert weight_range(eight) == 127
     from mmyolo_dcnv3.deploy.yolov8 import read_metadata
     assert [read_metadata(p)['quantization']['weight_bits'] for p in (seven, eight)] == [7, 8]
+
+
+QEMU = shutil.which('qemu-x86_64')
+# A file's outputs for the images of a .npy file, one at a time, with nothing but numpy and ONNX Runtime.
+RUN_FILE = ('import sys, numpy as np, onnxruntime as ort\n'
+            's = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])\n'
+            'runs = [s.run(None, {s.get_inputs()[0].name: x[None]}) for x in np.load(sys.argv[2])]\n'
+            'np.savez(sys.argv[3], *[np.concatenate(o) for o in zip(*runs)])\n')
+
+
+@pytest.mark.skipif(QEMU is None or platform.machine() != 'x86_64',
+                    reason='runs ONNX Runtime on an emulated AVX2 CPU: needs qemu-user (apt install qemu-user)')
+def test_7_bit_weights_compute_the_same_on_a_cpu_without_vnni(exported, tmp_path):
+    """ONNX Runtime picks its INT8 kernels from the CPU it runs on, and qemu-x86_64 -cpu Haswell presents
+    an AVX2 CPU without VNNI (saturating 16-bit pair sums): a 7-bit file gives the same outputs there as
+    on this CPU, to float rounding. Where this CPU has VNNI, an 8-bit file must differ: the comparison
+    sees saturation."""
+    from mmyolo_dcnv3.deploy.cpu import integer_dot_path
+    images = tmp_path / 'images.npy'
+    np.save(images, calibration(4))
+    differences = {}
+    for bits in (7, 8):
+        model = str(tmp_path / f'w{bits}.onnx')
+        quantize(exported['gridsample'], model, calibration(), weight_bits=bits)
+        outputs = []
+        for emulator in ([], [QEMU, '-cpu', 'Haswell']):
+            out = str(tmp_path / f'w{bits}_{len(emulator)}.npz')
+            subprocess.run([*emulator, sys.executable, '-c', RUN_FILE, model, str(images), out], check=True,
+                           capture_output=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+            outputs.append(np.load(out))
+        differences[bits] = max(float(np.abs(outputs[0][k] - outputs[1][k]).max()) for k in outputs[0])
+    print(f'largest |this CPU - Haswell| by weight width: {differences}')  # shown by pytest -rA
+    assert differences[7] <= 1e-4, differences
+    if integer_dot_path().vnni:
+        assert differences[8] > 1e-3, differences
 
 
 def test_quantize_refuses_bad_input(exported, tmp_path):
