@@ -66,7 +66,13 @@ def test_every_shipped_config_is_covered():
     assert len(CONFIGS) == 14 and 'demo/yolov8_n_toy.py' in CONFIGS and 'yolov8_x_dcnv3_coco.py' in CONFIGS
 
 
-@pytest.mark.parametrize('config', CONFIGS)
+# YOLOv8-l and -x inherit YOLOv8-m's pipeline and schedule through MMYOLO's configs (only depth, width
+# and the MixUp probability differ) and are the slowest to train: they run in make test-slow.
+SLOW_CONFIGS = ('yolov8_l_dcnv3_coco.py', 'yolov8_x_dcnv3_coco.py')
+
+
+@pytest.mark.parametrize('config', [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CONFIGS else c
+                                    for c in CONFIGS])
 def test_shipped_config_trains_an_iteration_through_mim_from_a_user_config(config, two_images, tmp_path):
     work = tmp_path / 'my_project'
     work.mkdir()

@@ -2,7 +2,9 @@
 
 The rehearsal runs with ``$GPU_CHECK_PYTHON`` if set (e.g. a clean venv with the GPU machines' torch
 2.11, docs/cuda.md), else with this interpreter. Its first run for a Python and torch builds the
-kernels in build/gpu_check/ (minutes); later runs rebuild only what changed.
+kernels in build/gpu_check/ (minutes on 2 cores); later runs rebuild only what changed. That cold build
+keeps the rehearsal in make test-slow (run it before a GPU session); the verdict, budget and sanitizer
+tests run in make test.
 """
 import json
 import os
@@ -48,6 +50,7 @@ def rehearsal(tmp_path_factory):
     return result, json.loads(summary_file.read_text()), out
 
 
+@pytest.mark.slow
 def test_rehearsal_passes_with_every_gpu_phase_skipped(rehearsal):
     result, summary, _ = rehearsal
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
@@ -62,6 +65,7 @@ def test_rehearsal_passes_with_every_gpu_phase_skipped(rehearsal):
     assert 'gpu_check: PASS' in result.stdout
 
 
+@pytest.mark.slow
 def test_rehearsal_runs_the_op_tests_but_not_the_cuda_ones(rehearsal):
     _, summary, out = rehearsal
     op_tests = next(phase for phase in summary['phases'] if phase['name'] == 'op_tests')
@@ -73,6 +77,7 @@ def test_rehearsal_runs_the_op_tests_but_not_the_cuda_ones(rehearsal):
     assert 'test_point_order.py' in log and f'{counts["passed"]} passed' in log
 
 
+@pytest.mark.slow
 def test_rehearsal_builds_and_loads_the_kernels_for_the_interpreters_torch(rehearsal):
     _, summary, _ = rehearsal
     facts = interpreter_facts(REHEARSAL_PYTHON)
