@@ -377,7 +377,7 @@ def quantize(model_path: str, out_path: str, images: np.ndarray, *, backend: str
                          f"takes the quantiser's own, got weight_bits={weight_bits!r}")
     if recipe != 'defaults':
         weight_bits = 7 if weight_bits is None else weight_bits
-        if weight_bits not in WEIGHT_BITS or isinstance(weight_bits, bool):
+        if type(weight_bits) is not int or weight_bits not in WEIGHT_BITS:
             raise ValueError(f'weight_bits must be 7 or 8, got {weight_bits!r}')
     suffix = OUTPUT_SUFFIXES[backend]
     if not out_path.endswith(suffix):

@@ -255,8 +255,9 @@ def test_quantize_refuses_bad_input(exported, tmp_path):
         quantize(exported['gridsample'], out, calibration(), backend='openvino')
     with pytest.raises(ValueError, match='recipe must be one of'):
         quantize(exported['gridsample'], out, calibration(), recipe='fast')
-    with pytest.raises(ValueError, match='weight_bits must be 7 or 8, got 6'):
-        quantize(exported['gridsample'], out, calibration(), weight_bits=6)
+    for weight_bits in (6, 8.0, True):
+        with pytest.raises(ValueError, match=f'weight_bits must be 7 or 8, got {weight_bits}'):
+            quantize(exported['gridsample'], out, calibration(), weight_bits=weight_bits)
     with pytest.raises(ValueError, match="the 'defaults' recipe takes the quantiser's own, got weight_bits=8"):
         quantize(exported['gridsample'], out, calibration(), recipe='defaults', weight_bits=8)
     with pytest.raises(ValueError, match=r'images must be float32 \(N, 3, H, W\), got float64'):
