@@ -300,6 +300,7 @@ def test_int8_model_keeps_the_boxes_the_scores_and_the_map(trained, toy, toy_ima
 
     images, _ = preprocess_images(copy.deepcopy(cfg), detector.data_preprocessor, toy_images,
                                   network_input_size(cfg))
+
     def summary(ious, changes):
         return (f'{len(ious)} anchors: IoU min {ious.min():.3f} mean {ious.mean():.3f}, '
                 f'score change max {changes.max():.3f}')
