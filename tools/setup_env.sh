@@ -128,4 +128,19 @@ fi
 # in a user's config needs it (see mmyolo_dcnv3_config_scope.py).
 cp "$ROOT/mmyolo_dcnv3_config_scope.pth" "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 "$PY" -c "import mmcv.ops, mmyolo, mmyolo_dcnv3" || die "the environment was installed but does not import; see the error above."
+# Optional: qemu-user runs ONNX Runtime as on an AVX2 CPU without VNNI for one INT8 test
+# (tests/deploy/test_quantize.py, skipped without it). Installed only where that needs no
+# prompt (root with apt-get); never a reason to fail.
+if ! command -v qemu-x86_64 >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    install_qemu() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user >/dev/null 2>&1; }
+    if install_qemu || { apt-get update -q >/dev/null 2>&1 && install_qemu; }; then
+      say "installed qemu-user (apt) for the emulated-CPU INT8 test"
+    else
+      say "qemu-user could not be installed; the emulated-CPU INT8 test will be skipped"
+    fi
+  else
+    say "no qemu-x86_64: the emulated-CPU INT8 test will be skipped (apt install qemu-user to run it)"
+  fi
+fi
 say "ready: $VENV (torch $TORCH_VER, mmcv $MMCV_VERSION)"
