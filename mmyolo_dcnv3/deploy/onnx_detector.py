@@ -69,6 +69,10 @@ class OnnxDetector:
         path: the .onnx file (written by :func:`export_detector`).
         runtime: ``'onnxruntime'`` or ``'openvino'``; threads: its CPU threads;
         precision: what its float operations compute in (see :class:`OnnxModel`).
+
+    Attributes:
+        dot_path: this CPU's integer dot product (:func:`.cpu.integer_dot_path`), read once; an
+            INT8 file with 8-bit weights is warned about where it saturates.
     """
 
     def __init__(self, cfg, path: str, runtime: str = 'onnxruntime', threads: Optional[int] = None,
@@ -80,7 +84,8 @@ class OnnxDetector:
         from .runtime import OnnxModel
         self.model = OnnxModel(path, runtime, threads, precision)
         self.metadata = read_metadata(path)
-        warning = weight_width_warning(self.metadata.get('quantization', {}).get('weight_bits'), integer_dot_path())
+        self.dot_path = integer_dot_path()
+        warning = weight_width_warning(self.metadata.get('quantization', {}).get('weight_bits'), self.dot_path)
         if warning:
             warnings.warn(f'{path}: {warning}', stacklevel=2)
         self.cfg = copy.deepcopy(cfg)
@@ -115,7 +120,7 @@ class OnnxDetector:
         bits = quantization.get('weight_bits')
         weights = f'{bits}-bit weights' if bits else "the quantiser's own weights"
         return (f'{self.model.runtime}, INT8 ({quantization["recipe"]} recipe, {weights}, made for '
-                f'{quantization["backend"]}; integer dot products: {integer_dot_path().name}) with float parts in '
+                f'{quantization["backend"]}; integer dot products: {self.dot_path.name}) with float parts in '
                 f'{self.model.precision}')
 
     def predict(self, image_path: str):
