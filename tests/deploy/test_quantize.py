@@ -33,7 +33,7 @@ from mmyolo_dcnv3.deploy.quantize import (  # noqa: E402
     quantized_float_paths,
     sampling_inputs,
 )
-from mmyolo_dcnv3.deploy.yolov8 import METADATA_KEY  # noqa: E402
+from mmyolo_dcnv3.deploy.yolov8 import METADATA_KEY, read_metadata  # noqa: E402
 from mmyolo_dcnv3.models.layers.dcnv3 import DCNv3  # noqa: E402
 
 SIZE = 32
@@ -83,6 +83,24 @@ def exported(tmp_path_factory):
     return files
 
 
+@pytest.fixture(scope='module')
+def quantized(exported, tmp_path_factory):
+    """quantized(translation, backend, recipe, weight_bits) -> the tiny model's file quantised so; each
+    combination is quantised once per module, then shared by the tests that read it."""
+    folder = tmp_path_factory.mktemp('quantized')
+    made = {}
+
+    def make(translation='gridsample', backend='onnxruntime', recipe='keep-float', weight_bits=None):
+        key = (translation, backend, recipe, weight_bits)
+        if key not in made:
+            out = str(folder / ('_'.join(map(str, key)) + ('.onnx' if backend == 'onnxruntime' else '.xml')))
+            scope = quantize(exported[translation], out, calibration(), backend=backend, recipe=recipe,
+                             weight_bits=weight_bits)
+            made[key] = out, scope
+        return made[key]
+    return make
+
+
 def calibration(count=MIN_CALIBRATION_IMAGES):
     return np.random.default_rng(0).random((count, 3, SIZE, SIZE), dtype=np.float32)
 
@@ -108,13 +126,12 @@ def test_float_scope_is_each_layers_sampling_and_the_decoding(exported, translat
 
 @pytest.mark.parametrize('translation, backend', [('gridsample', 'onnxruntime'), ('deformconv', 'onnxruntime'),
                                                   ('gridsample', 'openvino')])
-def test_keep_float_recipe_leaves_sampling_and_decoding_unquantised(exported, tmp_path, translation, backend):
+def test_keep_float_recipe_leaves_sampling_and_decoding_unquantised(quantized, translation, backend):
     """No QuantizeLinear/DequantizeLinear (ONNX Runtime's QDQ file) or FakeQuantize (OpenVINO's IR) on a
     path into a sampling grid, offset or mask or into an output; every other Conv/MatMul quantised."""
     if backend == 'openvino':
         pytest.importorskip('nncf')
-    out = str(tmp_path / ('int8.onnx' if backend == 'onnxruntime' else 'int8.xml'))
-    scope = quantize(exported[translation], out, calibration(), backend=backend)
+    out, scope = quantized(translation, backend)
     assert scope.dcnv3_layers == 2
     assert quantized_float_paths(out) == []
     graph = onnx.load(out).graph if backend == 'onnxruntime' else None
@@ -143,10 +160,9 @@ def test_the_rule_is_found_in_the_openvino_model_as_in_the_onnx_graph(exported, 
 
 
 @pytest.mark.parametrize('recipe', ['quantize-all', 'defaults'])
-def test_recipes_that_quantise_everything_break_the_rule(exported, tmp_path, recipe):
+def test_recipes_that_quantise_everything_break_the_rule(quantized, recipe):
     """The check the tool runs on its output finds what these recipes quantise: it can fail."""
-    out = str(tmp_path / 'int8.onnx')
-    quantize(exported['gridsample'], out, calibration(), recipe=recipe)
+    out, _ = quantized(recipe=recipe)
     problems = quantized_float_paths(out)
     assert any(p.startswith('DCNv3 sampling input') for p in problems)
     assert any(p.startswith("graph output 'distance'") for p in problems)
@@ -197,18 +213,14 @@ def weight_range(path):
 
 @pytest.mark.parametrize('backend, recipe', [('onnxruntime', 'keep-float'), ('onnxruntime', 'quantize-all'),
                                              ('openvino', 'keep-float')])
-def test_weights_take_7_bits_unless_8_are_asked_for(exported, tmp_path, backend, recipe):
+def test_weights_take_7_bits_unless_8_are_asked_for(quantized, backend, recipe):
     """7-bit weights reach at most 64 in magnitude, so that a pair of products fits the 16-bit
     saturating sum of CPUs without VNNI (2 * 255 * 64 < 2**15); 8-bit ones use the int8 range."""
     if backend == 'openvino':
         pytest.importorskip('nncf')
-    suffix = '.onnx' if backend == 'onnxruntime' else '.xml'
-    seven, eight = str(tmp_path / f'w7{suffix}'), str(tmp_path / f'w8{suffix}')
-    quantize(exported['gridsample'], seven, calibration(), backend=backend, recipe=recipe)
-    quantize(exported['gridsample'], eight, calibration(), backend=backend, recipe=recipe, weight_bits=8)
+    (seven, _), (eight, _) = (quantized(backend=backend, recipe=recipe, weight_bits=bits) for bits in (7, 8))
     assert weight_range(seven) <= 64 and 2 * 255 * weight_range(seven) < 2 ** 15
     assert weight_range(eight) == 127
-    from mmyolo_dcnv3.deploy.yolov8 import read_metadata
     assert [read_metadata(p)['quantization']['weight_bits'] for p in (seven, eight)] == [7, 8]
 
 
@@ -222,7 +234,7 @@ RUN_FILE = ('import sys, numpy as np, onnxruntime as ort\n'
 
 @pytest.mark.skipif(QEMU is None or platform.machine() != 'x86_64',
                     reason='runs ONNX Runtime on an emulated AVX2 CPU: needs qemu-user (apt install qemu-user)')
-def test_7_bit_weights_compute_the_same_on_a_cpu_without_vnni(exported, tmp_path):
+def test_7_bit_weights_compute_the_same_on_a_cpu_without_vnni(quantized, tmp_path):
     """ONNX Runtime picks its INT8 kernels from the CPU it runs on, and qemu-x86_64 -cpu Haswell presents
     an AVX2 CPU without VNNI (saturating 16-bit pair sums): a 7-bit file gives the same outputs there as
     on this CPU, to float rounding. Where this CPU has VNNI, an 8-bit file must differ: the comparison
@@ -232,8 +244,7 @@ def test_7_bit_weights_compute_the_same_on_a_cpu_without_vnni(exported, tmp_path
     np.save(images, calibration(4))
     differences = {}
     for bits in (7, 8):
-        model = str(tmp_path / f'w{bits}.onnx')
-        quantize(exported['gridsample'], model, calibration(), weight_bits=bits)
+        model, _ = quantized(weight_bits=bits)
         outputs = []
         for emulator in ([], [QEMU, '-cpu', 'Haswell']):
             out = str(tmp_path / f'w{bits}_{len(emulator)}.npz')
