@@ -222,7 +222,9 @@ def extensions():
 
     std = cxx_standard(torch.__version__)
     common_include = [os.path.join(ROOT, 'csrc')]
-    cxx_flags = [f'-std={std}', '-O3', '-fno-math-errno']
+    # -g0: Python's own CFLAGS carry -g; debug information makes every file that includes torch's headers
+    # compile markedly slower and the library many times larger (figures: docs/get_started.md).
+    cxx_flags = [f'-std={std}', '-O3', '-g0', '-fno-math-errno']
     link_flags = []
     if torch.backends.openmp.is_available():
         # at::parallel_for is an inline OpenMP region: without -fopenmp it

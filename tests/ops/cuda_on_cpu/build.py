@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 REPOSITORY_DIR = HERE.parents[2]
 CACHE_DIR = REPOSITORY_DIR / 'build' / 'cuda_on_cpu'
 NAMESPACE = 'mmyolo_dcnv3_cuda_on_cpu'
-SANITIZER_FLAGS = ('-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-fno-omit-frame-pointer')
+# -g for the file and line in a sanitizer's report; the plain build goes without, which compiles faster.
+SANITIZER_FLAGS = ('-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-fno-omit-frame-pointer')
 
 
 def compiler():
@@ -41,7 +42,7 @@ def cxx_standard() -> str:
 def library_command(csrc: Path, sanitize: bool, output: Path) -> list:
     torch_lib = Path(torch.__file__).parent / 'lib'
     return [
-        compiler(), f'-std={cxx_standard()}', '-shared', '-fPIC', '-O1', '-g', '-fno-math-errno', '-Wall',
+        compiler(), f'-std={cxx_standard()}', '-shared', '-fPIC', '-O1', '-fno-math-errno', '-Wall',
         f'-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}',
         *(SANITIZER_FLAGS if sanitize else ()),
         # The stand-ins for ATen's and c10's CUDA headers come before torch's own.
